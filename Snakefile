@@ -1,0 +1,19 @@
+# LinearARD pipeline: RoPE scaling -> restoration -> lm-eval suites -> results/summary.csv.
+# Run `snakemake --cores 2` for the embedded default, or `--configfile config/<exp>.yaml`.
+configfile: "config/default.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/teacher.smk"
+include: "workflow/rules/scale.smk"
+include: "workflow/rules/restore.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        L.summary_csv,
+        L.summary_md,
+    default_target: True

@@ -1,0 +1,1 @@
+"""LinearARD pipeline: RoPE scaling, restoration and recovery measurement."""

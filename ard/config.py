@@ -1,0 +1,126 @@
+"""Load, default-fill and validate an experiment config against workflow/schemas.
+
+The top-level schema lives in config.schema.yaml; the `restore` and `evaluation` sections each have a
+schema file of their own (restore.schema.yaml, evaluation.schema.yaml) spliced in here, so that the
+stage owning a section also owns its schema.
+"""
+import copy
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_DIR = REPO_ROOT / "workflow" / "schemas"
+SECTION_SCHEMAS = {"restore": "restore.schema.yaml", "evaluation": "evaluation.schema.yaml"}
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message is one line naming the offending key."""
+
+
+def _with_defaults(validator_class):
+    """A validator that also writes each property's `default` into the instance (before checking it)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+DefaultFillingValidator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def load_schema():
+    schema = yaml.safe_load((SCHEMA_DIR / "config.schema.yaml").read_text())
+    for section, filename in SECTION_SCHEMAS.items():
+        schema["properties"][section] = yaml.safe_load((SCHEMA_DIR / filename).read_text())
+    # A restore method exists exactly when the restore schema describes its hyperparameters.
+    methods = ["none", *schema["properties"]["restore"]["properties"]]
+    schema["properties"]["restores"]["items"]["enum"] = methods
+    return schema
+
+
+def _error_path(error):
+    return ".".join(str(part) for part in error.absolute_path) or "<top level>"
+
+
+def validate(config):
+    """Fill defaults in place and validate; raise ConfigError with a one-line message."""
+    validator = DefaultFillingValidator(load_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), e.message))
+    if errors:
+        error = errors[0]
+        message = error.message
+        if error.validator == "additionalProperties":
+            message = f"unknown key: {message.split('(')[-1].rstrip(')')}"
+        raise ConfigError(f"config error at {_error_path(error)}: {message}")
+    _check_semantics(config)
+    return config
+
+
+def _check_semantics(config):
+    teacher = config["teacher"]
+    if teacher["source"] == "path":
+        path = teacher.get("path")
+        if not path:
+            raise ConfigError("config error at teacher.path: required when teacher.source is 'path'")
+        looks_like_hub_id = path.count("/") == 1 and not path.startswith((".", "/", "~"))
+        if not os.path.isdir(os.path.expanduser(path)) and not looks_like_hub_id:
+            raise ConfigError(f"config error at teacher.path: no such directory: {path}")
+    names = [scaling_name(s) for s in config["scalings"]]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"config error at scalings: duplicate scaling variant {duplicates[0]}")
+
+
+def load(path):
+    """Read a YAML config file, fill defaults and validate it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config error: no such config file: {path}")
+    config = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"config error: {path} does not hold a mapping")
+    return validate(config)
+
+
+def config_sha(config):
+    """Short, stable fingerprint of a resolved config (recorded in summary.csv)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def format_factor(factor):
+    return f"{factor:g}"
+
+
+def scaling_name(scaling):
+    """`linear` ×4 → `linear-4x`: the first half of a variant name."""
+    return f"{scaling['type']}-{format_factor(scaling['factor'])}x"
+
+
+NATIVE = "native"
+
+
+def variants(config):
+    """Every (scaling, restore) pair the experiment produces, the native teacher first."""
+    pairs = [(NATIVE, "none")]
+    for scaling in config["scalings"]:
+        for restore in config["restores"]:
+            pairs.append((scaling_name(scaling), restore))
+    return pairs
+
+
+def scaling_spec(config, name):
+    for scaling in config["scalings"]:
+        if scaling_name(scaling) == name:
+            return scaling
+    raise ConfigError(f"config error at scalings: no scaling variant named {name}")

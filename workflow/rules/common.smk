@@ -1,0 +1,57 @@
+# Helpers shared by every rule: config validation, the output layout, and per-rule fingerprints
+# (rule params) so that changing one config value reruns exactly the jobs that read it.
+import json
+import sys
+
+import yaml
+
+from ard import config as ard_config
+from ard.paths import Layout
+
+try:
+    ard_config.validate(config)
+except ard_config.ConfigError as error:
+    sys.stderr.write(f"{error}\n")
+    sys.exit(1)
+
+L = Layout(config["outdir"])
+EXP = config["experiment"]
+VARIANTS = ard_config.variants(config)
+SCALINGS = [ard_config.scaling_name(s) for s in config["scalings"]]
+RESTORES = [r for r in config["restores"] if r != "none"]
+SUITES = config["evaluation"]["suites"]
+
+wildcard_constraints:
+    scaling="|".join(SCALINGS) or "$^",
+    restore="|".join(RESTORES) or "$^",
+    suite="|".join(SUITES),
+
+
+def write_resolved_config():
+    """Every CLI reads this one file, so hand-run stages see what the rules saw (--config overrides too)."""
+    text = yaml.safe_dump(config, sort_keys=True)
+    path = L.resolved_config
+    if not path.exists() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+write_resolved_config()
+CONFIG = str(L.resolved_config)
+
+
+def fingerprint(*sections):
+    """The config values a job depends on, as one string for Snakemake's params tracking."""
+    return json.dumps([config.get(s) if isinstance(s, str) else s for s in sections], sort_keys=True)
+
+
+def log_path(rule_name, *parts):
+    return f"logs/{EXP}/{rule_name}/" + "/".join(parts) + ".log"
+
+
+def benchmark_path(rule_name, *parts):
+    return f"benchmarks/{EXP}/{rule_name}/" + "/".join(parts) + ".tsv"
+
+
+def eval_results(wildcards=None):
+    return [str(L.eval_result(s, r, suite)) for s, r in VARIANTS for suite in SUITES]
