@@ -1,6 +1,7 @@
 # Helpers shared by every rule: config validation, the output layout, and per-rule fingerprints
 # (rule params) so that changing one config value reruns exactly the jobs that read it.
 import json
+import re
 import sys
 
 import yaml
@@ -22,9 +23,9 @@ RESTORES = [r for r in config["restores"] if r != "none"]
 SUITES = config["evaluation"]["suites"]
 
 wildcard_constraints:
-    scaling="|".join(SCALINGS) or "$^",
-    restore="|".join(RESTORES) or "$^",
-    suite="|".join(SUITES),
+    scaling="|".join(map(re.escape, SCALINGS)),
+    restore="|".join(map(re.escape, RESTORES)) or "$^",
+    suite="|".join(map(re.escape, SUITES)),
 
 
 def write_resolved_config():

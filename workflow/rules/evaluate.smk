@@ -15,8 +15,8 @@ rule evaldata:
 
 rule evaluate:
     wildcard_constraints:
-        scaling="|".join(["native", *SCALINGS]),
-        restore="|".join(["none", *RESTORES]),
+        scaling="|".join(map(re.escape, ["native", *SCALINGS])),
+        restore="|".join(map(re.escape, ["none", *RESTORES])),
     input:
         model=str(L.model("{scaling}", "{restore}")),
         evaldata=str(L.evaldata("{suite}")),
