@@ -1,0 +1,204 @@
+"""Stage `teacher`: pretrain a small LLaMA on the corpus (or copy a given model) into a HF model directory.
+
+The pretraining mix holds ordinary text windows and, for a share of them, synthetic retrieval episodes
+(ard.episodes: keys stated early in the window, asked for at its end), so that the teacher has a
+retrieval skill inside its native window that the long-context suites can then measure beyond it.
+"""
+import argparse
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ard import config as ard_config
+from ard import episodes
+from ard.data import load_tokenizer, native_context
+from ard.io import atomic_dir, write_json
+from ard.runtime import setup, stage_main
+
+TRAINING_INFO = "training.json"
+
+
+def build_model_config(config, tokenizer):
+    from transformers import LlamaConfig
+
+    arch = config["teacher"]["architecture"]
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=arch["hidden_size"],
+        intermediate_size=arch["intermediate_size"],
+        num_hidden_layers=arch["num_hidden_layers"],
+        num_attention_heads=arch["num_attention_heads"],
+        num_key_value_heads=arch["num_key_value_heads"],
+        max_position_embeddings=arch["max_position_embeddings"],
+        rope_parameters={"rope_type": "default", "rope_theta": float(arch["rope_theta"])},
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+
+
+class PretrainBatches:
+    """Random windows of the training tokens; a share of them rewritten into retrieval episodes."""
+
+    def __init__(self, tokens, tokenizer, seq_len, retrieval_fraction, seed):
+        self.tokens, self.seq_len, self.retrieval_fraction = tokens, seq_len, retrieval_fraction
+        self.encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
+        self.rng = random.Random(seed)
+
+    def window(self, length):
+        start = self.rng.randrange(0, len(self.tokens) - length)
+        return self.tokens[start : start + length].tolist()
+
+    def episode(self):
+        """Needles at random places in a haystack, then questions about some of them, each answered."""
+        pairs = [(episodes.make_key(self.rng), episodes.make_value(self.rng)) for _ in range(self.rng.randint(1, 3))]
+        pairs = list({key: (key, value) for key, value in pairs}.values())
+        needles = [self.encode(episodes.needle_text(k, v)) for k, v in pairs]
+        asked = self.rng.sample(pairs, self.rng.randint(1, len(pairs)))
+        tail = [t for k, v in asked for t in self.encode(episodes.question_text(k)) + self.encode(episodes.answer_text(v))]
+        hay = self.window(self.seq_len + 1 - len(tail) - sum(map(len, needles)))
+        cut_points = sorted(self.rng.randrange(0, int(len(hay) * 0.8) + 1) for _ in needles)
+        sequence, previous = [], 0
+        for cut, needle in zip(cut_points, needles):
+            sequence += hay[previous:cut] + needle
+            previous = cut
+        return sequence + hay[previous:] + tail
+
+    def next(self, batch_size):
+        rows = [
+            self.episode() if self.rng.random() < self.retrieval_fraction else self.window(self.seq_len + 1)
+            for _ in range(batch_size)
+        ]
+        batch = torch.tensor(rows, dtype=torch.long)
+        return batch[:, :-1], batch[:, 1:]
+
+
+def lr_at(step, peak, warmup, total):
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+@torch.no_grad()
+def passkey_accuracy(model, tokenizer, tokens, seq_len, n, seed, device):
+    """Greedy retrieval accuracy on held-out single-needle episodes inside the native window."""
+    sampler = PretrainBatches(tokens, tokenizer, seq_len, 1.0, seed)
+    correct = 0
+    for _ in range(n):
+        key, value = episodes.make_key(sampler.rng), episodes.make_value(sampler.rng)
+        needle = sampler.encode(episodes.needle_text(key, value))
+        question = sampler.encode(episodes.question_text(key))
+        hay = sampler.window(seq_len - len(needle) - len(question) - len(value) - 1)
+        cut = sampler.rng.randrange(0, len(hay) // 2)
+        prompt = torch.tensor([hay[:cut] + needle + hay[cut:] + question], device=device)
+        output = model.generate(prompt, max_new_tokens=len(value) + 1, do_sample=False, pad_token_id=tokenizer.eos_token_id)
+        correct += tokenizer.decode(output[0, prompt.shape[1] :]).strip().startswith(value)
+    return correct / n
+
+
+@torch.no_grad()
+def validation_loss(model, tokens, seq_len, device, batches=8, batch_size=8):
+    windows = np.lib.stride_tricks.sliding_window_view(tokens, seq_len + 1)[:: seq_len + 1]
+    rows = torch.as_tensor(windows[: batches * batch_size].astype(np.int64))
+    losses = [lm_loss(model, chunk[:, :-1].to(device), chunk[:, 1:].to(device)) for chunk in rows.split(batch_size)]
+    return float(torch.stack(losses).mean())
+
+
+def lm_loss(model, inputs, targets):
+    logits = model(input_ids=inputs).logits
+    return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+
+
+def pretrain(config, data_dir, out):
+    from transformers import LlamaForCausalLM
+
+    device = setup(config)
+    tokenizer = load_tokenizer(Path(data_dir) / "tokenizer")
+    train_tokens = np.load(Path(data_dir) / "tokens" / "train.npy")
+    val_tokens = np.load(Path(data_dir) / "tokens" / "val.npy")
+    recipe = config["teacher"]["pretrain"]
+    seq_len = native_context(config)
+    model = LlamaForCausalLM(build_model_config(config, tokenizer)).to(device)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": recipe["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=recipe["lr"], betas=(0.9, 0.95),
+    )
+    batches = PretrainBatches(train_tokens, tokenizer, seq_len, recipe["retrieval_fraction"], config["seed"])
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe["dtype"] == "bfloat16")
+    deadline = time.monotonic() + 60 * recipe["max_minutes"]
+    started, step, loss = time.monotonic(), 0, float("nan")
+    progress = tqdm(total=recipe["max_steps"], desc="pretrain teacher", unit="step")
+    model.train()
+    while step < recipe["max_steps"] and time.monotonic() < deadline:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, recipe["lr"], recipe["warmup_steps"], recipe["max_steps"])
+        inputs, targets = batches.next(recipe["batch_size"])
+        with autocast:
+            loss_tensor = lm_loss(model, inputs.to(device), targets.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss_tensor.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        step, loss = step + 1, float(loss_tensor)
+        progress.update(1)
+        progress.set_postfix(loss=f"{loss:.3f}")
+    progress.close()
+    wall = time.monotonic() - started
+    model.eval()
+    info = {
+        "steps": step,
+        "planned_steps": recipe["max_steps"],
+        "stopped_by_time_budget": step < recipe["max_steps"],
+        "train_tokens": step * recipe["batch_size"] * seq_len,
+        "wall_seconds": round(wall, 1),
+        "final_train_loss": loss,
+        "val_loss": validation_loss(model, val_tokens, seq_len, device),
+        "val_passkey_accuracy": passkey_accuracy(model, tokenizer, val_tokens, seq_len, 50, config["seed"] + 1, device),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    print(info)
+    with atomic_dir(out) as tmp:
+        model.to(torch.float32).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / TRAINING_INFO, info)
+
+
+def copy_pretrained(config, data_dir, out):
+    """A real teacher: save the given model (local dir or hub id) with the pipeline's tokenizer beside it."""
+    from transformers import AutoModelForCausalLM
+
+    source = config["teacher"]["path"]
+    model = AutoModelForCausalLM.from_pretrained(source, torch_dtype="auto")
+    tokenizer = load_tokenizer(Path(data_dir) / "tokenizer")
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / TRAINING_INFO, {"source": source, "train_tokens": 0})
+
+
+def build(config, data_dir, out):
+    if not (Path(data_dir) / "tokens" / "train.npy").is_file():
+        raise FileNotFoundError(f"no data stage output under {data_dir} (run `ard data` first)")
+    if config["teacher"]["source"] == "path":
+        copy_pretrained(config, data_dir, out)
+    else:
+        pretrain(config, data_dir, out)
+
+
+@stage_main
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="ard teacher", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="experiment config (YAML)")
+    parser.add_argument("--data", required=True, help="output directory of the data stage")
+    parser.add_argument("--out", required=True, help="teacher model directory to write")
+    args = parser.parse_args(argv)
+    build(ard_config.load(args.config), Path(args.data), Path(args.out))

@@ -1,0 +1,109 @@
+"""Recovery arithmetic of the report stage, on hand-made evaluation results."""
+import math
+
+import pandas as pd
+import pytest
+
+from ard import config as ard_config
+from ard import report
+from ard.io import write_json
+from ard.paths import Layout
+
+
+def _config(tmp_path, restores=("none", "linearard", "cpt")):
+    return ard_config.validate({
+        "experiment": "unit",
+        "outdir": str(tmp_path),
+        "scalings": [{"type": "linear", "factor": 4}],
+        "restores": list(restores),
+        "evaluation": {"suites": ["short"]},
+    })
+
+
+def _write(layout, scaling, restore, acc, ppl, niah, tokens=None):
+    rows = [
+        {"suite": "short", "task": "cloze", "metric": "acc", "context_length": None, "value": acc, "stderr": 0.01,
+         "n_samples": 50, "higher_is_better": True, "beyond_max_position": False},
+        {"suite": "short", "task": "ppl", "metric": "word_perplexity", "context_length": None, "value": ppl,
+         "stderr": None, "n_samples": 10, "higher_is_better": False, "beyond_max_position": False},
+        {"suite": "short", "task": "niah", "metric": "score", "context_length": 512, "value": niah, "stderr": 0.1,
+         "n_samples": 20, "higher_is_better": True, "beyond_max_position": scaling == "native"},
+    ]
+    write_json(layout.eval_result(scaling, restore, "short"), {"rows": rows})
+    if tokens is not None:
+        write_json(layout.variant(scaling, restore) / "restore.json", {"train_tokens": tokens})
+
+
+@pytest.fixture
+def summary(tmp_path):
+    config = _config(tmp_path)
+    layout = Layout(tmp_path)
+    _write(layout, "native", "none", acc=0.60, ppl=20.0, niah=0.10)
+    _write(layout, "linear-4x", "none", acc=0.40, ppl=40.0, niah=0.50)
+    _write(layout, "linear-4x", "linearard", acc=0.55, ppl=25.0, niah=0.45, tokens=1000)
+    _write(layout, "linear-4x", "cpt", acc=0.50, ppl=30.0, niah=0.60, tokens=5000)
+    report.build(config, layout.summary_csv, layout.summary_md)
+    return pd.read_csv(layout.summary_csv), layout
+
+
+def _row(frame, variant, task):
+    match = frame[(frame.variant == variant) & (frame.task == task)]
+    assert len(match) == 1
+    return match.iloc[0]
+
+
+def test_columns_and_row_count(summary):
+    frame, _ = summary
+    assert list(frame.columns) == report.COLUMNS
+    assert len(frame) == 4 * 3
+    assert set(frame.variant) == {"native/none", "linear-4x/none", "linear-4x/linearard", "linear-4x/cpt"}
+
+
+def test_higher_is_better_recovery(summary):
+    frame, _ = summary
+    row = _row(frame, "linear-4x/linearard", "cloze")
+    assert row.native_value == pytest.approx(0.60)
+    assert row.recovery_vs_native_pct == pytest.approx(100 * 0.55 / 0.60)
+    assert row.recovery_vs_best_baseline_pct == pytest.approx(100 * 0.55 / 0.50)  # cpt beats none
+    assert row.gap_closed_pct == pytest.approx(100 * (0.55 - 0.40) / (0.60 - 0.40))
+    assert row.train_tokens == 1000
+
+
+def test_lower_is_better_recovery_is_inverted(summary):
+    frame, _ = summary
+    row = _row(frame, "linear-4x/linearard", "ppl")
+    assert row.recovery_vs_native_pct == pytest.approx(100 * 20.0 / 25.0)
+    assert row.recovery_vs_best_baseline_pct == pytest.approx(100 * 30.0 / 25.0)  # best baseline = lowest ppl
+    assert row.gap_closed_pct == pytest.approx(100 * (25.0 - 40.0) / (20.0 - 40.0))
+
+
+def test_native_rows_are_their_own_reference(summary):
+    frame, _ = summary
+    row = _row(frame, "native/none", "cloze")
+    assert row.recovery_vs_native_pct == pytest.approx(100.0)
+    assert math.isnan(row.recovery_vs_best_baseline_pct) and math.isnan(row.gap_closed_pct)
+    assert row.train_tokens == 0
+
+
+def test_long_context_rows_keep_their_length_and_flag(summary):
+    frame, _ = summary
+    row = _row(frame, "native/none", "niah")
+    assert row.context_length == 512 and bool(row.beyond_max_position)
+    assert _row(frame, "linear-4x/cpt", "niah").recovery_vs_native_pct == pytest.approx(600.0)
+
+
+def test_markdown_pivot_lists_every_variant(summary):
+    _, layout = summary
+    text = layout.summary_md.read_text()
+    for variant in ("native/none", "linear-4x/none", "linear-4x/linearard", "linear-4x/cpt"):
+        assert variant in text
+    assert "linear-4x/linearard rec%" in text
+
+
+def test_missing_result_is_an_error(tmp_path):
+    config = _config(tmp_path, restores=("none",))
+    layout = Layout(tmp_path)
+    _write(layout, "native", "none", acc=0.6, ppl=20.0, niah=0.1)
+    with pytest.raises(FileNotFoundError, match="linear-4x/none/short.json"):
+        report.build(config, layout.summary_csv, layout.summary_md)
+    assert not layout.summary_csv.exists()
