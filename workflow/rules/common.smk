@@ -16,6 +16,8 @@ except ard_config.ConfigError as error:
     sys.exit(1)
 
 L = Layout(config["outdir"])
+# Stages run under the interpreter that runs Snakemake, so an unactivated venv works too.
+ARD = f'"{sys.executable}" -m ard'
 EXP = config["experiment"]
 VARIANTS = ard_config.variants(config)
 SCALINGS = [ard_config.scaling_name(s) for s in config["scalings"]]

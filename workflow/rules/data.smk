@@ -9,4 +9,4 @@ rule data:
         benchmark_path("data", "data")
     threads: config["threads"]
     shell:
-        "ard data --config {CONFIG} --out {output} > {log} 2>&1"
+        "{ARD} data --config {CONFIG} --out {output} > {log} 2>&1"

@@ -11,4 +11,4 @@ rule report:
     benchmark:
         benchmark_path("report", "report")
     shell:
-        "ard report --config {CONFIG} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+        "{ARD} report --config {CONFIG} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"

@@ -10,4 +10,4 @@ rule scale:
     benchmark:
         benchmark_path("scale", "{scaling}")
     shell:
-        "ard scale --config {CONFIG} --scaling {wildcards.scaling} --teacher {input.teacher} --out {output} > {log} 2>&1"
+        "{ARD} scale --config {CONFIG} --scaling {wildcards.scaling} --teacher {input.teacher} --out {output} > {log} 2>&1"

@@ -11,4 +11,4 @@ rule teacher:
         benchmark_path("teacher", "teacher")
     threads: config["threads"]
     shell:
-        "ard teacher --config {CONFIG} --data {input.data} --out {output} > {log} 2>&1"
+        "{ARD} teacher --config {CONFIG} --data {input.data} --out {output} > {log} 2>&1"
