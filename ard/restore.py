@@ -6,8 +6,9 @@ Outputs (VARIANT_DIR, written atomically):
   adapter/         the peft LoRA adapter (base: the student dir)
   train_log.csv    one row per optimizer step: stage, step, loss, loss_<part> (per relation and layer group
                    for LinearARD), grad_norm, lr, tokens (cumulative), tokens_per_s, peak_memory_mb, elapsed_s
-  restore.json     method, stages, train_tokens, wall_seconds, steps, final_loss, resumed_from_step, the
-                   hyperparameters, contexts
+  restore.json     method, stages, train_tokens (tokens the student read in training), wall_seconds (time
+                   in training steps, summed over resumed attempts), export_seconds, steps, final_loss,
+                   resumed_from_step, the hyperparameters, native and target context
 Checkpoints go to CKPT_DIR every `checkpoint_every` steps, outside VARIANT_DIR so that they outlive a
 killed job; a rerun of the same job resumes from the last one (a changed config starts afresh). They are
 deleted once VARIANT_DIR is in place: the finished output is then the thing to keep.
@@ -98,7 +99,10 @@ def _write_log(path, rows):
 
 
 def run(config, method, scaling, teacher_dir, student_dir, data_dir, checkpoints, out, on_step=None):
-    """Train `method` and write VARIANT_DIR `out`; `on_step(step)` is called after every step."""
+    """Train `method`, write VARIANT_DIR `out` and return the trained peft model.
+
+    `on_step(step)` is called after every optimizer step (tests interrupt runs through it).
+    """
     from ard.restore_methods.context import Context
     from ard.restore_methods.training import Progress, train_stage
 
@@ -156,7 +160,7 @@ def run(config, method, scaling, teacher_dir, student_dir, data_dir, checkpoints
             "hyperparameters": {"method": spec, "stages": dict(plan)},
         })
     shutil.rmtree(checkpoints, ignore_errors=True)
-    return out
+    return student
 
 
 @stage_main

@@ -1,3 +1,6 @@
+from ard import restore_methods
+
+
 rule restore:
     input:
         teacher=L.teacher,
@@ -9,8 +12,9 @@ rule restore:
         train_log=str(L.variant("{scaling}", "{restore}") / "train_log.csv"),
         info=str(L.variant("{scaling}", "{restore}") / "restore.json"),
     params:
+        # A sequence (e.g. linearard+cpt) depends on its stages' sections too.
         fingerprint=lambda w: fingerprint(
-            config["restore"].get(w.restore), ard_config.scaling_spec(config, w.scaling), "seed"
+            restore_methods.fingerprint_sections(config, w.restore), ard_config.scaling_spec(config, w.scaling), "seed"
         ),
         variant_dir=lambda w: str(L.variant(w.scaling, w.restore)),
         checkpoints=lambda w: str(L.checkpoints(w.scaling, w.restore)),
@@ -20,6 +24,6 @@ rule restore:
         benchmark_path("restore", "{scaling}", "{restore}")
     threads: config["threads"]
     shell:
-        "ard restore --config {CONFIG} --method {wildcards.restore} --scaling {wildcards.scaling}"
+        "{ARD} restore --config {CONFIG} --method {wildcards.restore} --scaling {wildcards.scaling}"
         " --teacher {input.teacher} --student {input.student} --data {input.data}"
         " --checkpoints {params.checkpoints} --out {params.variant_dir} > {log} 2>&1"
