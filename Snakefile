@@ -1,6 +1,7 @@
 # LinearARD pipeline: RoPE scaling -> restoration -> lm-eval suites -> results/summary.csv.
 # Run `snakemake --cores 2` for the embedded default, or `--configfile config/<exp>.yaml`.
-configfile: "config/default.yaml"
+# Resolved against the Snakefile, so `snakemake -d elsewhere` still finds the embedded default.
+configfile: os.path.join(workflow.basedir, "config", "default.yaml")
 
 
 include: "workflow/rules/common.smk"

@@ -61,7 +61,9 @@ def validate(config):
         error = errors[0]
         message = error.message
         if error.validator == "additionalProperties":
-            message = f"unknown key: {message.split('(')[-1].rstrip(')')}"
+            unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+            allowed = ", ".join(sorted(error.schema.get("properties", {})))
+            message = f"unknown key {', '.join(map(repr, unknown))} (allowed: {allowed})"
         raise ConfigError(f"config error at {_error_path(error)}: {message}")
     _check_semantics(config)
     return config
