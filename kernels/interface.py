@@ -35,21 +35,23 @@ class _RelationKL(torch.autograd.Function):
                 out = out / torch.isfinite(lse_s).sum().clamp(min=1)
         if grads:
             ctx.args = (impl, scale_s, scale_t, causal, mask, reduction, same)
-            ctx.backward_done = False
-            extra = (s_q, s_k, t_q, t_k, lse_s, lse_t) if reduction == "none" else (lse_s,)
-            ctx.save_for_backward(dq, dk, *extra)
+            ctx.save_for_backward(s_q, s_k, t_q, t_k, lse_s, lse_t)
+            # Not saved tensors: backward scales them in place, which saved-tensor version checks forbid.
+            ctx.grads = (dq, dk)
         return out
 
     @staticmethod
     def backward(ctx, g):
-        if ctx.backward_done:
-            raise RuntimeError("relation_kl: the gradients are scaled in place, so backward can run only "
-                               "once per forward; call relation_kl again instead of retain_graph=True")
-        ctx.backward_done = True
         impl, scale_s, scale_t, causal, mask, reduction, same = ctx.args
-        dq, dk, *extra = ctx.saved_tensors
+        s_q, s_k, t_q, t_k, lse_s, lse_t = ctx.saved_tensors
+        if ctx.grads is None:
+            # Another backward over a retained graph: the first one scaled dq and dk in place.
+            _, _, _, dq, dk = impl.forward(s_q, s_k, t_q, t_k, scale_s, scale_t, causal, mask, True,
+                                           reduction != "none" and s_k.requires_grad, same)
+        else:
+            dq, dk = ctx.grads
+            ctx.grads = None
         if reduction == "none":
-            s_q, s_k, t_q, t_k, lse_s, lse_t = extra
             g = g.float().contiguous()
             dq.mul_(g[..., None])
             if ctx.needs_input_grad[1]:
@@ -59,7 +61,7 @@ class _RelationKL(torch.autograd.Function):
                     dk = None
         else:
             if reduction == "mean":
-                g = g / torch.isfinite(extra[0]).sum().clamp(min=1)
+                g = g / torch.isfinite(lse_s).sum().clamp(min=1)
             dq.mul_(g)
             if dk is not None:
                 dk.mul_(g)
@@ -121,7 +123,8 @@ def relation_kl(s_q, s_k, t_q, t_k, *, scale_s=None, scale_t=None, causal=True, 
 
     s_q [B, Hq, T, Ds], s_k [B, Hk, T, Ds], t_q [B, Hq, T, Dt], t_k [B, Hkt, T, Dt]; query head h uses key
     head h // (Hq / Hk) (teacher: its own ratio). Rows masked out by `attention_mask` [B, T], or with no
-    valid key, give 0. reduction: "none" → [B, Hq, T] float32, "sum", or "mean" over valid rows.
+    valid key, give 0. reduction: "none" → [B, Hq, T] float32 (float64 for float64 inputs), "sum", or
+    "mean" over valid rows.
     Gradients reach s_q and s_k only. backend: "auto" (Triton for CUDA tensors, PyTorch otherwise),
     "triton" (also on CPU under TRITON_INTERPRET=1), or "torch".
     """

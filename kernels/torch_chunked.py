@@ -90,7 +90,7 @@ def forward(s_q, s_k, t_q, t_k, scale_s, scale_t, causal, mask, grads, dk_too, s
     B, Hq, T, Ds = s_q.shape
     Hk = s_k.shape[1]
     cdt = _cdt(s_q)
-    kl = torch.empty(B, Hq, T, dtype=torch.float32, device=s_q.device)
+    kl = torch.empty(B, Hq, T, dtype=cdt, device=s_q.device)
     lse_s = torch.empty(B, Hq, T, dtype=cdt, device=s_q.device)
     lse_t = torch.empty_like(lse_s)
     dq = torch.zeros(B, Hq, T, Ds, dtype=cdt, device=s_q.device) if grads else None
