@@ -1,6 +1,14 @@
+# Evaluation: `evaldata` generates a suite's jsonl files once; `evaluate` scores every variant on it.
+# Both also read eval_configs/ (the suite lists and the lm-eval task YAMLs), so edits there rerun them.
+from pathlib import Path
+
+EVAL_CONFIG_FILES = sorted(str(p) for p in Path("eval_configs").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+
 rule evaldata:
     input:
         data=L.data,
+        eval_configs=EVAL_CONFIG_FILES,
     output:
         directory(str(L.evaldata("{suite}"))),
     params:
@@ -13,6 +21,8 @@ rule evaldata:
         "ard evaldata --config {CONFIG} --suite {wildcards.suite} --data {input.data} --out {output} > {log} 2>&1"
 
 
+# One thread per job: on a small CPU two evaluations side by side beat one with two threads
+# (lm-eval's per-request Python overhead and the imports do not parallelise).
 rule evaluate:
     wildcard_constraints:
         scaling="|".join(map(re.escape, ["native", *SCALINGS])),
@@ -20,15 +30,16 @@ rule evaluate:
     input:
         model=str(L.model("{scaling}", "{restore}")),
         evaldata=str(L.evaldata("{suite}")),
+        eval_configs=EVAL_CONFIG_FILES,
     output:
         str(L.eval_result("{scaling}", "{restore}", "{suite}")),
     params:
-        fingerprint=fingerprint("evaluation"),
+        fingerprint=fingerprint("evaluation", "seed"),
     log:
         log_path("evaluate", "{scaling}", "{restore}", "{suite}"),
     benchmark:
         benchmark_path("evaluate", "{scaling}", "{restore}", "{suite}")
-    threads: config["threads"]
+    threads: 1
     shell:
         "ard evaluate --config {CONFIG} --suite {wildcards.suite} --model {input.model}"
-        " --evaldata {input.evaldata} --out {output} > {log} 2>&1"
+        " --evaldata {input.evaldata} --out {output} --threads {threads} > {log} 2>&1"

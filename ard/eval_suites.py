@@ -1,0 +1,163 @@
+"""Evaluation suites as data: eval_configs/suites/<name>.yaml, resolved against an experiment config.
+
+A suite file names lm-eval tasks, the context lengths they run at (multiples of the native context or
+absolute token counts), few-shot counts and sample limits:
+
+    description: ...
+    source: local          # local: tasks in eval_configs/tasks with data from `ard evaldata`
+                           # lm_eval: lm-eval's own tasks, data staged by `ard stage-eval-data`
+    lengths: {unit: native, values: [1, 2, 4]}   # omitted for short-text suites
+    limit: 12              # samples per task (and per length)
+    num_fewshot: 0
+    tasks: [ard_niah_single_1, {task: mmlu, num_fewshot: 5}]
+
+`evaluation.overrides.<suite>` in the config replaces lengths, limit or num_fewshot; `evaluation.limit`
+caps every limit. Everything here is checked before any data is generated or any model is loaded.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ard.config import REPO_ROOT, ConfigError
+
+EVAL_CONFIGS = REPO_ROOT / "eval_configs"
+TASKS_DIR = EVAL_CONFIGS / "tasks"
+SUITES_DIR = EVAL_CONFIGS / "suites"
+SOURCES = ("local", "lm_eval")
+SUITE_KEYS = {"description", "source", "lengths", "limit", "num_fewshot", "tasks", "metadata"}
+OVERRIDE_KEYS = ("lengths", "limit", "num_fewshot")
+
+
+@dataclass(frozen=True)
+class SuiteTask:
+    name: str
+    num_fewshot: int
+    limit: int | None
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    source: str
+    native_context: int
+    lengths: tuple | None  # absolute token counts, ascending; None for short-text suites
+    tasks: tuple
+    metadata: dict
+
+    @property
+    def task_names(self):
+        return [task.name for task in self.tasks]
+
+
+def native_context(config):
+    """The teacher's trained context: teacher.native_context, else its max_position_embeddings."""
+    teacher = config["teacher"]
+    if teacher["native_context"]:
+        return teacher["native_context"]
+    if teacher["source"] == "pretrain":
+        return teacher["architecture"]["max_position_embeddings"]
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(teacher["path"]).max_position_embeddings
+    except (OSError, ValueError) as error:
+        raise ConfigError(
+            f"config error at teacher.native_context: cannot read max_position_embeddings of {teacher['path']}"
+            f" ({error}); set teacher.native_context"
+        ) from error
+
+
+def _count(value, what, minimum):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _lengths(spec, native, where):
+    if not isinstance(spec, dict) or set(spec) != {"unit", "values"} or spec["unit"] not in ("native", "tokens"):
+        raise ValueError(f"{where}.lengths must be {{unit: native|tokens, values: [...]}}, got {spec!r}")
+    values = spec["values"]
+    if not isinstance(values, list) or not values:
+        raise ValueError(f"{where}.lengths.values must be a non-empty list, got {values!r}")
+    scale = native if spec["unit"] == "native" else 1
+    return tuple(sorted({_count(v, f"{where}.lengths.values entry", 1) * scale for v in values}))
+
+
+def load_suite(name, config):
+    """Read eval_configs/suites/<name>.yaml, apply the config's overrides and check its shape."""
+    path = SUITES_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no suite named {name!r}: {path} does not exist")
+    spec = yaml.safe_load(path.read_text()) or {}
+    where = f"suite {name} ({path.relative_to(REPO_ROOT)})"
+    unknown = sorted(set(spec) - SUITE_KEYS)
+    if unknown:
+        raise ValueError(f"{where}: unknown key {unknown[0]!r}")
+    evaluation = config["evaluation"]
+    spec.update(evaluation["overrides"].get(name, {}))
+    if spec.get("source", "local") not in SOURCES:
+        raise ValueError(f"{where}: source must be one of {SOURCES}, got {spec['source']!r}")
+    native = native_context(config)
+    lengths = _lengths(spec["lengths"], native, where) if "lengths" in spec else None
+    default_limit = spec.get("limit")
+    if evaluation["limit"] is not None:
+        default_limit = min(default_limit or evaluation["limit"], evaluation["limit"])
+    tasks = []
+    entries = spec.get("tasks") or []
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"{where}: tasks must be a non-empty list")
+    for entry in entries:
+        entry = {"task": entry} if isinstance(entry, str) else entry
+        if not isinstance(entry, dict) or not isinstance(entry.get("task"), str):
+            raise ValueError(f"{where}: each task is a name or {{task: name, ...}}, got {entry!r}")
+        limit = entry.get("limit", default_limit)
+        if evaluation["limit"] is not None and limit is not None:
+            limit = min(limit, evaluation["limit"])
+        tasks.append(
+            SuiteTask(
+                name=entry["task"],
+                num_fewshot=_count(entry.get("num_fewshot", spec.get("num_fewshot", 0)), f"{where}: num_fewshot", 0),
+                limit=None if limit is None else _count(limit, f"{where}: limit", 1),
+            )
+        )
+    if spec.get("source", "local") == "local" and any(task.limit is None for task in tasks):
+        raise ValueError(f"{where}: local tasks need a limit (the number of samples to generate)")
+    names = [task.name for task in tasks]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{where}: a task is listed twice")
+    return Suite(name, spec.get("source", "local"), native, lengths, tuple(tasks), spec.get("metadata") or {})
+
+
+def task_manager(suite):
+    """lm-eval's task index: our tasks only for local suites (indexing lm-eval's own takes ~15 s)."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=str(TASKS_DIR), include_defaults=suite.source == "lm_eval")
+
+
+def check_tasks(suite, manager):
+    """Every task must be registered; a local one must live in eval_configs/tasks and name its generator."""
+    from ard.eval_generators import GENERATORS
+
+    for name in suite.task_names:
+        if name not in manager.all_tasks:
+            raise ValueError(f"suite {suite.name}: unknown task {name!r} (not in lm-eval's registry nor {TASKS_DIR})")
+        if suite.source == "local":
+            generator = task_config(manager, name).get("metadata", {}).get("generator")
+            if generator not in GENERATORS:
+                raise ValueError(f"suite {suite.name}: task {name} names no known data generator ({generator!r})")
+
+
+def task_yaml(manager, name):
+    path = manager.task_index[name].yaml_path
+    if path is None or Path(path).parent != TASKS_DIR:
+        raise ValueError(f"task {name} is not a local task (no YAML in {TASKS_DIR})")
+    return Path(path)
+
+
+def task_config(manager, name, resolve_functions=False):
+    """A local task's YAML with its includes merged, as lm-eval reads it."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    return load_yaml(task_yaml(manager, name), resolve_func=resolve_functions)

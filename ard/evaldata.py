@@ -1,0 +1,103 @@
+"""`ard evaldata`: generate a local suite's jsonl files from the held-out corpus, deterministically.
+
+Layout of --out (the embedded default's is results/evaldata/<suite>/, where the plain task YAMLs look):
+    <task>/<context length>.jsonl   per-length tasks (RULER-, LongBench-style, perplexity by length)
+    <task>/test.jsonl               short-text tasks
+    manifest.json                   suite, lengths, seed, and each file's sample count and sha256
+The same config and seed give byte-identical files. Suites of lm-eval's own tasks get a manifest only:
+their data comes from `ard stage-eval-data`.
+"""
+import argparse
+import hashlib
+import json
+import random
+
+from ard import config as ard_config
+from ard.eval_corpus import Corpus
+from ard.eval_generators import GENERATORS, Context
+from ard.eval_suites import check_tasks, load_suite, task_config, task_manager
+from ard.io import atomic_dir, write_json
+from ard.runtime import setup, stage_main
+
+MANIFEST = "manifest.json"
+
+
+def data_file(task, length):
+    return f"{task}/{'test' if length is None else length}.jsonl"
+
+
+def length_key(length):
+    return "test" if length is None else str(length)
+
+
+def prompt_budget(task_cfg, context):
+    """Prompt tokens left at this context once a generate_until task's answer tokens are reserved."""
+    if task_cfg.get("output_type") != "generate_until":
+        return context
+    return context - task_cfg["generation_kwargs"]["max_gen_toks"]
+
+
+def generate(suite, manager, corpus, seed, out_dir):
+    """Write every (task, length) file of a local suite under out_dir; return the manifest's file table."""
+    files = {}
+    for task in suite.tasks:
+        task_cfg = task_config(manager, task.name)
+        params = dict(task_cfg["metadata"])
+        generator = GENERATORS[params.pop("generator")]
+        params.pop("version", None)
+        files[task.name] = {}
+        for length in suite.lengths or [None]:
+            ctx = Context(
+                corpus=corpus,
+                native=suite.native_context,
+                length=length,
+                max_length=max(suite.lengths) if suite.lengths else None,
+                budget=prompt_budget(task_cfg, length or suite.native_context),
+            )
+            rows = []
+            for index in range(task.limit):
+                row = generator(ctx, random.Random(f"{seed}/{task.name}/{index}"), **params)
+                rows.append({"id": index, "context_length": length, **row})
+            text = "".join(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n" for row in rows)
+            path = out_dir / data_file(task.name, length)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            files[task.name][length_key(length)] = {
+                "path": data_file(task.name, length),
+                "n": len(rows),
+                "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            }
+    return files
+
+
+def manifest(suite, seed, files):
+    return {
+        "suite": suite.name,
+        "source": suite.source,
+        "seed": seed,
+        "native_context": suite.native_context,
+        "lengths": list(suite.lengths) if suite.lengths else None,
+        "files": files,
+    }
+
+
+@stage_main
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="ard evaldata", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="experiment config (YAML)")
+    parser.add_argument("--suite", required=True, help="suite name: eval_configs/suites/<suite>.yaml")
+    parser.add_argument("--data", required=True, help="data stage output (splits/, tokenizer/)")
+    parser.add_argument("--out", required=True, help="output folder, replaced atomically")
+    args = parser.parse_args(argv)
+
+    config = ard_config.load(args.config)
+    setup(config)
+    suite = load_suite(args.suite, config)
+    manager = task_manager(suite)
+    check_tasks(suite, manager)
+    files = {}
+    with atomic_dir(args.out) as tmp:
+        if suite.source == "local":
+            files = generate(suite, manager, Corpus(args.data), config["seed"], tmp)
+        write_json(tmp / MANIFEST, manifest(suite, config["seed"], files))
+    print(f"evaldata {suite.name}: {sum(len(v) for v in files.values())} files in {args.out}")
