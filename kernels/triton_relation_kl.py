@@ -303,8 +303,9 @@ _INTERPRET_COLS_CONFIG = {"BLOCK_M": 16, "BLOCK_N": 32}
 
 _rows_tuned = triton.autotune(_ROWS_CONFIGS, key=["T", "DS", "DT", "CAUSAL", "HAS_MASK", "COMPUTE_DQ"])(
     _rows_kernel)
-_cols_tuned = triton.autotune(_COLS_CONFIGS, key=["T", "DS", "DT", "CAUSAL", "HAS_MASK", "HAS_G"])(
-    _cols_kernel)
+# restore_value: with ACCUMULATE the kernel adds into DK, so each tuning run must start from the same DK.
+_cols_tuned = triton.autotune(_COLS_CONFIGS, key=["T", "DS", "DT", "CAUSAL", "HAS_MASK", "HAS_G", "ACCUMULATE"],
+                              restore_value=["DK"])(_cols_kernel)
 
 
 def _common(s_q, s_k, t_q, t_k, scale_s, scale_t, causal, mask):
