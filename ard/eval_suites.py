@@ -90,7 +90,7 @@ def load_suite(name, config):
     if not path.is_file():
         raise FileNotFoundError(f"no suite named {name!r}: {path} does not exist")
     spec = yaml.safe_load(path.read_text()) or {}
-    where = f"suite {name} ({path.relative_to(REPO_ROOT)})"
+    where = f"suite {name} ({path})"
     unknown = sorted(set(spec) - SUITE_KEYS)
     if unknown:
         raise ValueError(f"{where}: unknown key {unknown[0]!r}")

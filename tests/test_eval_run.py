@@ -1,0 +1,111 @@
+"""`ard evaluate` on a random tiny model: result JSON and rows; bad input fails before any model loads;
+the plain lm-eval CLI runs a local task."""
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import transformers
+
+from ard import evaldata, evaluate
+from ard.eval_suites import EVAL_CONFIGS
+from eval_fixtures import NATIVE, build_workspace
+
+SUITES = ("short", "ruler")
+
+
+def _argv(*args):
+    return [str(a) for a in args]
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    data, model, config = build_workspace(tmp_path_factory.mktemp("evaluate") / "ws")
+    results = config.parent / "results"
+    outputs = {}
+    for suite in SUITES:
+        out = results / "evaldata" / suite
+        assert evaldata.main(_argv("--config", config, "--suite", suite, "--data", data, "--out", out)) == 0
+        outputs[suite] = results / "eval" / f"{suite}.json"
+        argv = _argv("--config", config, "--suite", suite, "--model", model, "--evaldata", out, "--out", outputs[suite])
+        assert evaluate.main(argv) == 0
+    return data, model, config, {suite: json.loads(path.read_text()) for suite, path in outputs.items()}
+
+
+def test_short_suite_result(evaluated):
+    *_, results = evaluated
+    result = results["short"]
+    assert result["suite"] == "short" and result["lm_eval_version"].startswith("0.4")
+    tasks = {"ard_ppl", "ard_lambada", "ard_hellaswag", "ard_wordswap"}
+    assert set(result["configs_sha"]) == tasks
+    rows = result["rows"]
+    assert {r["task"] for r in rows} == tasks | {"short_avg"}
+    assert all(r["context_length"] is None and not r["beyond_max_position"] for r in rows)
+    assert all(math.isfinite(r["value"]) and r["n_samples"] >= 3 for r in rows)
+    (bpb,) = [r["value"] for r in rows if r["metric"] == "bits_per_byte"]
+    assert 1 < bpb < 16  # a random model: near log2(vocab) bits per token, a few bytes per token
+
+
+def test_ruler_suite_rows_per_length(evaluated):
+    *_, results = evaluated
+    result = results["ruler"]
+    assert set(result["results"]) == {str(NATIVE), str(2 * NATIVE), str(4 * NATIVE)}
+    rows = result["rows"]
+    lengths = {r["context_length"] for r in rows}
+    assert lengths == {NATIVE, 2 * NATIVE, 4 * NATIVE}
+    for row in rows:
+        assert row["beyond_max_position"] == (row["context_length"] > NATIVE)
+        assert 0 <= row["value"] <= 1 and row["n_samples"] == (3 if row["task"] != "ruler_avg" else row["n_samples"])
+    assert {r["context_length"] for r in rows if r["task"] == "ruler_avg"} == lengths
+
+
+@pytest.fixture
+def no_model_loading(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the input was checked")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", refuse)
+
+
+def test_missing_data_file_fails_before_the_model_loads(evaluated, tmp_path, capsys, no_model_loading):
+    _, model, config, _ = evaluated
+    broken = tmp_path / "ruler"
+    shutil.copytree(config.parent / "results" / "evaldata" / "ruler", broken)
+    (broken / f"ard_niah_single_2/{2 * NATIVE}.jsonl").unlink()
+    argv = _argv("--config", config, "--suite", "ruler", "--model", model, "--evaldata", broken, "--out", tmp_path / "r.json")
+    assert evaluate.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "missing data file" in err and f"ard_niah_single_2/{2 * NATIVE}.jsonl" in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_stale_eval_data_fails_before_the_model_loads(evaluated, tmp_path, capsys, no_model_loading):
+    _, model, config, _ = evaluated
+    changed = tmp_path / "c.yaml"
+    changed.write_text(config.read_text().replace("limit: 3", "limit: 3\n  overrides: {ruler: {lengths: {unit: native, values: [1, 8]}}}"))
+    evaldata_dir = config.parent / "results" / "evaldata" / "ruler"
+    argv = _argv("--config", changed, "--suite", "ruler", "--model", model, "--evaldata", evaldata_dir, "--out", tmp_path / "r.json")
+    assert evaluate.main(argv) == 1
+    assert "rerun `ard evaldata`" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_plain_lm_eval_cli_runs_a_local_task(evaluated, tmp_path):
+    """The task YAMLs are plain lm-eval: relative data paths resolve against the current folder, so this
+    runs from the repo root after the embedded default (or from any folder holding results/evaldata)."""
+    _, model, config, _ = evaluated
+    shutil.copytree(config.parent / "results" / "evaldata", tmp_path / "results" / "evaldata")
+    command = [
+        sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model},max_length={4 * NATIVE}",
+        "--device", "cpu", "--batch_size", "4", "--include_path", str(EVAL_CONFIGS), "--tasks", "ard_niah_single_2",
+        "--output_path", str(tmp_path / "lm_eval_out"),
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ard_niah_single_2" in result.stdout and "string_match_all" in result.stdout
+    (saved,) = (tmp_path / "lm_eval_out").rglob("results_*.json")
+    assert json.loads(saved.read_text())["n-samples"]["ard_niah_single_2"]["effective"] == 9  # 3 per length
