@@ -62,7 +62,11 @@ class PretrainBatches:
         needles = [self.encode(episodes.needle_text(k, v)) for k, v in pairs]
         asked = self.rng.sample(pairs, self.rng.randint(1, len(pairs)))
         tail = [t for k, v in asked for t in self.encode(episodes.question_text(k)) + self.encode(episodes.answer_text(v))]
-        hay = self.window(self.seq_len + 1 - len(tail) - sum(map(len, needles)))
+        hay_length = self.seq_len + 1 - len(tail) - sum(map(len, needles))
+        if hay_length < self.seq_len // 2:
+            # A window too short to hold the episode with room to spare for a haystack: plain text instead.
+            return self.window(self.seq_len + 1)
+        hay = self.window(hay_length)
         cut_points = sorted(self.rng.randrange(0, int(len(hay) * 0.8) + 1) for _ in needles)
         sequence, previous = [], 0
         for cut, needle in zip(cut_points, needles):
@@ -95,7 +99,10 @@ def passkey_accuracy(model, tokenizer, tokens, seq_len, n, seed, device):
         key, value = episodes.make_key(sampler.rng), episodes.make_value(sampler.rng)
         needle = sampler.encode(episodes.needle_text(key, value))
         question = sampler.encode(episodes.question_text(key))
-        hay = sampler.window(seq_len - len(needle) - len(question) - len(value) - 1)
+        hay_length = seq_len - len(needle) - len(question) - len(value) - 1
+        if hay_length < 2:
+            return None  # the native window is too short to hold an episode
+        hay = sampler.window(hay_length)
         cut = sampler.rng.randrange(0, len(hay) // 2)
         prompt = torch.tensor([hay[:cut] + needle + hay[cut:] + question], device=device)
         output = model.generate(prompt, max_new_tokens=len(value) + 1, do_sample=False, pad_token_id=tokenizer.eos_token_id)

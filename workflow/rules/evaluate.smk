@@ -18,7 +18,7 @@ rule evaldata:
     benchmark:
         benchmark_path("evaldata", "{suite}")
     shell:
-        "ard evaldata --config {CONFIG} --suite {wildcards.suite} --data {input.data} --out {output} > {log} 2>&1"
+        "{ARD} evaldata --config {CONFIG} --suite {wildcards.suite} --data {input.data} --out {output} > {log} 2>&1"
 
 
 # One thread per job: on a small CPU two evaluations side by side beat one with two threads
@@ -41,5 +41,5 @@ rule evaluate:
         benchmark_path("evaluate", "{scaling}", "{restore}", "{suite}")
     threads: 1
     shell:
-        "ard evaluate --config {CONFIG} --suite {wildcards.suite} --model {input.model}"
+        "{ARD} evaluate --config {CONFIG} --suite {wildcards.suite} --model {input.model}"
         " --evaldata {input.evaldata} --out {output} --threads {threads} > {log} 2>&1"
