@@ -54,9 +54,12 @@ def _time_ms(fn, dev, budget_ms=1500.0):
     return statistics.median(times)
 
 
-def _peak_extra_gib(fn, dev):
+def _peak_extra_gib(fn, dev, leaves):
+    """Counts the gradients too: the timed runs left them allocated, so drop them before the baseline."""
     if dev.type != "cuda":
         return float("nan")
+    for x in leaves:
+        x.grad = None
     _sync(dev)
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
@@ -91,7 +94,7 @@ def _relation_fn(method, B, Hq, Hk, T, D, dtype, dev, gen):
             op(s_q, s_k, t_q, t_k)
 
     inputs = sum(x.numel() * x.element_size() for x in {id(x): x for x in (s_q, s_k, t_q, t_k)}.values())
-    return fn, fwd, inputs
+    return fn, fwd, inputs, leaves
 
 
 def _sdpa_fn(B, Hq, Hk, T, D, dtype, dev, gen):
@@ -111,7 +114,7 @@ def _sdpa_fn(B, Hq, Hk, T, D, dtype, dev, gen):
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=Hq != Hk)
         out.backward(do)
 
-    return fn, None, sum(x.numel() * x.element_size() for x in (q, k, v, do))
+    return fn, None, sum(x.numel() * x.element_size() for x in (q, k, v, do)), (q, k, v)
 
 
 def _rel(x, ref):
@@ -181,21 +184,21 @@ def bench(dev, ts, log, emit):
             row = dict(case=case, method=method, B=B, Hq=Hq, Hk=Hk, T=T, D=D, dtype="bf16", causal=True)
             try:
                 if method == "sdpa_flash":
-                    fn, _, inputs = _sdpa_fn(B, Hq, Hk, T, D, dtype, dev, gen)
+                    fn, _, inputs, leaves = _sdpa_fn(B, Hq, Hk, T, D, dtype, dev, gen)
                 else:
-                    fn, fwd, inputs = _relation_fn("ours" if method.startswith("ours") else method,
+                    fn, fwd, inputs, leaves = _relation_fn("ours" if method.startswith("ours") else method,
                                                    B, Hq, Hk, T, D, dtype, dev, gen)
                     if method == "ours_fwd_only":
                         fn = fwd
                 ms = _time_ms(fn, dev)
                 row.update(ms=round(ms, 4), useful_tflops=round(flops / ms / 1e9, 1),
-                           peak_extra_gib=round(_peak_extra_gib(fn, dev), 3), inputs_gib=round(inputs / GIB, 3),
+                           peak_extra_gib=round(_peak_extra_gib(fn, dev, leaves), 3), inputs_gib=round(inputs / GIB, 3),
                            status="ok")
             except torch.OutOfMemoryError:
                 row.update(status="OOM")
             except Exception as e:  # noqa: BLE001 — one failing method must not lose the rest of the table
                 row.update(status=f"error: {type(e).__name__}: {str(e)[:200]}")
-            fn = fwd = None
+            fn = fwd = leaves = None
             if dev.type == "cuda":
                 torch.cuda.empty_cache()
             rows.append(row)

@@ -298,8 +298,11 @@ _ROWS_CONFIGS = _configs([(128, 64, 8, 3), (128, 64, 4, 3), (128, 32, 4, 3), (64
 # Cols kernel: BLOCK_N % BLOCK_M == 0 so that query blocks right of the diagonal are whole.
 _COLS_CONFIGS = _configs([(64, 128, 8, 3), (64, 128, 4, 3), (32, 128, 4, 3), (64, 64, 4, 3),
                           (128, 128, 8, 2), (32, 64, 4, 4)])
-_INTERPRET_CONFIG = {"BLOCK_M": 32, "BLOCK_N": 16}
-_INTERPRET_COLS_CONFIG = {"BLOCK_M": 16, "BLOCK_N": 32}
+# Fixed tiles: the interpreter (speed is moot) and float32 (4-byte tiles overflow shared memory at the
+# bf16 sizes; float32 is for checking, not for speed).
+_FIXED = {"interpret": ({"BLOCK_M": 32, "BLOCK_N": 16}, {"BLOCK_M": 16, "BLOCK_N": 32}),
+          "fp32": ({"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 4, "num_stages": 2},
+                   {"BLOCK_M": 32, "BLOCK_N": 64, "num_warps": 4, "num_stages": 2})}
 
 _rows_tuned = triton.autotune(_ROWS_CONFIGS, key=["T", "DS", "DT", "CAUSAL", "HAS_MASK", "COMPUTE_DQ"])(
     _rows_kernel)
@@ -322,11 +325,14 @@ def _common(s_q, s_k, t_q, t_k, scale_s, scale_t, causal, mask):
     return args, (dummy if mask is None else mask.view(torch.int8))
 
 
-def _launch(tuned, plain, interpret_config, grid_rows, args, *tensors):
-    if INTERPRET:
-        plain[lambda meta: grid_rows(meta["BLOCK_M"], meta["BLOCK_N"])](*tensors, **args, **interpret_config)
+def _launch(tuned, plain, which, grid_rows, args, *tensors):
+    """Autotuned launch, or fixed tiles under the interpreter and for float32 (`which`: 0 rows, 1 cols)."""
+    grid = lambda meta: grid_rows(meta["BLOCK_M"], meta["BLOCK_N"])  # noqa: E731
+    fixed = "interpret" if INTERPRET else "fp32" if tensors[0].dtype == torch.float32 else None
+    if fixed:
+        plain[grid](*tensors, **args, **_FIXED[fixed][which])
     else:
-        tuned[lambda meta: grid_rows(meta["BLOCK_M"], meta["BLOCK_N"])](*tensors, **args)
+        tuned[grid](*tensors, **args)
 
 
 def forward(s_q, s_k, t_q, t_k, scale_s, scale_t, causal, mask, grads, dk_too, same):
@@ -337,7 +343,7 @@ def forward(s_q, s_k, t_q, t_k, scale_s, scale_t, causal, mask, grads, dk_too, s
     lse_t = torch.empty_like(lse_s)
     kl = torch.empty_like(lse_s)
     dq = torch.empty_like(s_q) if grads else lse_s
-    _launch(_rows_tuned, _rows_kernel, _INTERPRET_CONFIG,
+    _launch(_rows_tuned, _rows_kernel, 0,
             lambda bm, bn: (triton.cdiv(T, bm), B * HQ), dict(args, COMPUTE_DQ=grads),
             s_q, s_k, t_q, t_k, mask8, lse_s, lse_t, kl, dq)
     dk = None
@@ -354,7 +360,7 @@ def grad_k(s_q, s_k, t_q, t_k, lse_s, lse_t, scale_s, scale_t, causal, mask, g, 
     B, HK, T, _ = s_k.shape
     args, mask8 = _common(s_q, s_k, t_q, t_k, scale_s, scale_t, causal, mask)
     dk = torch.empty_like(s_k) if out is None else out
-    _launch(_cols_tuned, _cols_kernel, _INTERPRET_COLS_CONFIG,
+    _launch(_cols_tuned, _cols_kernel, 1,
             lambda bm, bn: (triton.cdiv(T, bn), B * HK), dict(args, HAS_G=g is not None, ACCUMULATE=out is not None),
             s_q, s_k, t_q, t_k, mask8, lse_s, lse_t, lse_s if g is None else g, dk)
     return dk
