@@ -1,8 +1,8 @@
 # Evaluation: `evaldata` generates a suite's jsonl files once; `evaluate` scores every variant on it.
 # Both also read eval_configs/ (the suite lists and the lm-eval task YAMLs), so edits there rerun them.
-from pathlib import Path
-
-EVAL_CONFIG_FILES = sorted(str(p) for p in Path("eval_configs").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+EVAL_CONFIG_FILES = sorted(
+    str(p) for p in (ard_config.REPO_ROOT / "eval_configs").rglob("*") if p.is_file() and "__pycache__" not in p.parts
+)
 
 
 rule evaldata:
