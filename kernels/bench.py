@@ -81,7 +81,7 @@ def _relation_fn(method, B, Hq, Hk, T, D, dtype, dev, gen):
     else:
         s_k = _randn((B, Hk, T, D), dtype, dev, gen).requires_grad_()
         t_k = _randn((B, Hk, T, D), dtype, dev, gen)
-    leaves = [x for x in {id(s_q): s_q, id(s_k): s_k}.values()]
+    leaves = list({id(s_q): s_q, id(s_k): s_k}.values())
     op = relation_kl if method == "ours" else relation_kl_reference
 
     def fn():
@@ -237,9 +237,10 @@ def main(argv=None):
         rows = bench(dev, [int(t) for t in args.ts.split(",")], log, emit)
     if dev.type == "cuda":
         from . import triton_relation_kl as t
-        for label, tuner in (("rows", t._rows_tuned), ("cols", t._cols_tuned)):
-            for key, cfg in tuner.cache.items():
-                log(f"autotune {label} {key} -> {cfg}")
+        for label, tuners in zip(("rows", "cols"), t.TUNED):
+            for tuner in tuners:
+                for key, cfg in tuner.cache.items():
+                    log(f"autotune {label} {key} -> {cfg}")
     sdpa = {(r["case"], r["T"]): r.get("ms") for r in rows if r["method"] == "sdpa_flash"}
     log("\n| case | T | D | ours ms | SDPA-flash ms | ours/SDPA | ours TFLOP/s | ours extra GiB | SDPA extra GiB |")
     log("|---|---|---|---|---|---|---|---|---|")

@@ -298,17 +298,25 @@ _ROWS_CONFIGS = _configs([(128, 64, 8, 3), (128, 64, 4, 3), (128, 32, 4, 3), (64
 # Cols kernel: BLOCK_N % BLOCK_M == 0 so that query blocks right of the diagonal are whole.
 _COLS_CONFIGS = _configs([(64, 128, 8, 3), (64, 128, 4, 3), (32, 128, 4, 3), (64, 64, 4, 3),
                           (128, 128, 8, 2), (32, 64, 4, 4)])
+# Head dims above 128: tiles small enough for shared memory (not benchmarked).
+_ROWS_WIDE = _configs([(64, 32, 4, 2), (32, 32, 4, 2)])
+_COLS_WIDE = _configs([(32, 64, 4, 2), (32, 32, 4, 2)])
 # Fixed tiles: the interpreter (speed is moot) and float32 (4-byte tiles overflow shared memory at the
-# bf16 sizes; float32 is for checking, not for speed).
+# bf16 sizes; float32 is for checking, not for speed). Each entry: (rows, cols).
 _FIXED = {"interpret": ({"BLOCK_M": 32, "BLOCK_N": 16}, {"BLOCK_M": 16, "BLOCK_N": 32}),
           "fp32": ({"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 4, "num_stages": 2},
-                   {"BLOCK_M": 32, "BLOCK_N": 64, "num_warps": 4, "num_stages": 2})}
+                   {"BLOCK_M": 32, "BLOCK_N": 64, "num_warps": 4, "num_stages": 2}),
+          "fp32_wide": ({"BLOCK_M": 32, "BLOCK_N": 32, "num_warps": 4, "num_stages": 1},) * 2}
 
-_rows_tuned = triton.autotune(_ROWS_CONFIGS, key=["T", "DS", "DT", "CAUSAL", "HAS_MASK", "COMPUTE_DQ"])(
-    _rows_kernel)
-# restore_value: with ACCUMULATE the kernel adds into DK, so each tuning run must start from the same DK.
-_cols_tuned = triton.autotune(_COLS_CONFIGS, key=["T", "DS", "DT", "CAUSAL", "HAS_MASK", "HAS_G", "ACCUMULATE"],
-                              restore_value=["DK"])(_cols_kernel)
+_ROWS_KEY = ["T", "DS", "DT", "CAUSAL", "HAS_MASK", "COMPUTE_DQ"]
+_COLS_KEY = ["T", "DS", "DT", "CAUSAL", "HAS_MASK", "HAS_G", "ACCUMULATE"]
+_KERNELS = (_rows_kernel, _cols_kernel)
+# TUNED[kernel][wide]. restore_value: with ACCUMULATE the cols kernel adds into DK, so each tuning run must
+# start from the same DK.
+TUNED = ((triton.autotune(_ROWS_CONFIGS, key=_ROWS_KEY)(_rows_kernel),
+          triton.autotune(_ROWS_WIDE, key=_ROWS_KEY)(_rows_kernel)),
+         (triton.autotune(_COLS_CONFIGS, key=_COLS_KEY, restore_value=["DK"])(_cols_kernel),
+          triton.autotune(_COLS_WIDE, key=_COLS_KEY, restore_value=["DK"])(_cols_kernel)))
 
 
 def _common(s_q, s_k, t_q, t_k, scale_s, scale_t, causal, mask):
@@ -325,14 +333,16 @@ def _common(s_q, s_k, t_q, t_k, scale_s, scale_t, causal, mask):
     return args, (dummy if mask is None else mask.view(torch.int8))
 
 
-def _launch(tuned, plain, which, grid_rows, args, *tensors):
+def _launch(which, grid_rows, args, *tensors):
     """Autotuned launch, or fixed tiles under the interpreter and for float32 (`which`: 0 rows, 1 cols)."""
     grid = lambda meta: grid_rows(meta["BLOCK_M"], meta["BLOCK_N"])  # noqa: E731
-    fixed = "interpret" if INTERPRET else "fp32" if tensors[0].dtype == torch.float32 else None
-    if fixed:
-        plain[grid](*tensors, **args, **_FIXED[fixed][which])
+    wide = max(args["DS"], args["DT"]) > 128
+    if INTERPRET:
+        _KERNELS[which][grid](*tensors, **args, **_FIXED["interpret"][which])
+    elif tensors[0].dtype == torch.float32:
+        _KERNELS[which][grid](*tensors, **args, **_FIXED["fp32_wide" if wide else "fp32"][which])
     else:
-        tuned[grid](*tensors, **args)
+        TUNED[which][wide][grid](*tensors, **args)
 
 
 def forward(s_q, s_k, t_q, t_k, scale_s, scale_t, causal, mask, grads, dk_too, same):
@@ -343,8 +353,7 @@ def forward(s_q, s_k, t_q, t_k, scale_s, scale_t, causal, mask, grads, dk_too, s
     lse_t = torch.empty_like(lse_s)
     kl = torch.empty_like(lse_s)
     dq = torch.empty_like(s_q) if grads else lse_s
-    _launch(_rows_tuned, _rows_kernel, 0,
-            lambda bm, bn: (triton.cdiv(T, bm), B * HQ), dict(args, COMPUTE_DQ=grads),
+    _launch(0, lambda bm, bn: (triton.cdiv(T, bm), B * HQ), dict(args, COMPUTE_DQ=grads),
             s_q, s_k, t_q, t_k, mask8, lse_s, lse_t, kl, dq)
     dk = None
     if grads and dk_too:
@@ -360,7 +369,7 @@ def grad_k(s_q, s_k, t_q, t_k, lse_s, lse_t, scale_s, scale_t, causal, mask, g, 
     B, HK, T, _ = s_k.shape
     args, mask8 = _common(s_q, s_k, t_q, t_k, scale_s, scale_t, causal, mask)
     dk = torch.empty_like(s_k) if out is None else out
-    _launch(_cols_tuned, _cols_kernel, 1,
-            lambda bm, bn: (triton.cdiv(T, bn), B * HK), dict(args, HAS_G=g is not None, ACCUMULATE=out is not None),
+    _launch(1, lambda bm, bn: (triton.cdiv(T, bn), B * HK),
+            dict(args, HAS_G=g is not None, ACCUMULATE=out is not None),
             s_q, s_k, t_q, t_k, mask8, lse_s, lse_t, lse_s if g is None else g, dk)
     return dk
