@@ -78,16 +78,16 @@ def _student(path, spec, device):
     return get_peft_model(base, config)
 
 
-def _export(student, student_dir, out):
+def _export(student, student_dir, tokenizer, out):
     """adapter/ from the trained peft model; model/ = a fresh load of the student with the adapter merged."""
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     student.save_pretrained(out / "adapter")
     base = AutoModelForCausalLM.from_pretrained(student_dir, dtype="auto")
     merged = PeftModel.from_pretrained(base, out / "adapter").merge_and_unload()
     merged.save_pretrained(out / "model")
-    AutoTokenizer.from_pretrained(student_dir).save_pretrained(out / "model")
+    tokenizer.save_pretrained(out / "model")
 
 
 def _write_log(path, rows):
@@ -117,6 +117,9 @@ def run(config, method, scaling, teacher_dir, student_dir, data_dir, checkpoints
     if not tokens_path.is_file():
         raise FileNotFoundError(f"training tokens not found: {tokens_path}")
 
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(student_dir)  # read now: a missing one must not cost a training run
     device = setup(config)
     teacher = _load(teacher_dir, DTYPES[spec["dtype"]], device).eval().requires_grad_(False)
     student = _student(student_dir, spec, device)
@@ -140,7 +143,7 @@ def run(config, method, scaling, teacher_dir, student_dir, data_dir, checkpoints
 
     began = time.perf_counter()
     with atomic_dir(out) as tmp:
-        _export(student, student_dir, tmp)
+        _export(student, student_dir, tokenizer, tmp)
         _write_log(tmp / "train_log.csv", progress.rows)
         write_json(tmp / "restore.json", {
             "method": method,

@@ -221,7 +221,7 @@ def test_bad_input_is_one_line_error_and_no_output(inputs, tmp_path, capsys, met
 
 def test_cli_exit_status(inputs, tmp_path):
     config_path = write_config(tmp_path)
-    result = subprocess.run(["ard", "restore", *argv(inputs, config_path, "nosuch", tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "ard", "restore", *argv(inputs, config_path, "nosuch", tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == ["error: unknown restore method 'nosuch' (known: cpt, linearard, "
