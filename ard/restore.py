@@ -90,6 +90,13 @@ def _export(student, student_dir, tokenizer, out):
     tokenizer.save_pretrained(out / "model")
 
 
+def _input_signature(*paths):
+    """Names, sizes and mtimes of the input files: a checkpoint left by a killed job resumes only on the
+    same teacher, student and data (Snakemake reruns this job after an upstream stage is redone)."""
+    files = sorted(f for p in paths for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file())
+    return [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+
+
 def _write_log(path, rows):
     columns = list(dict.fromkeys(key for row in rows for key in row))
     with open(path, "w", newline="") as handle:
@@ -133,8 +140,9 @@ def run(config, method, scaling, teacher_dir, student_dir, data_dir, checkpoints
         device=device,
         seed=config["seed"],
     )
-    job = json.dumps({"sections": restore_methods.fingerprint_sections(config, method),
-                      "scaling": scaling_spec, "seed": config["seed"]}, sort_keys=True)
+    job = json.dumps({"sections": restore_methods.fingerprint_sections(config, method), "scaling": scaling_spec,
+                      "seed": config["seed"], "inputs": _input_signature(teacher_dir, student_dir, tokens_path)},
+                     sort_keys=True)
     progress = Progress()
     for index, (name, hp) in enumerate(plan):
         ctx.stage = index

@@ -1,6 +1,8 @@
 """The restore stage end to end on tiny models: every method, outputs, export, kill/resume, bad input."""
 import csv
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -193,12 +195,19 @@ def test_killed_run_resumes_on_the_uninterrupted_loss_curve(inputs, tmp_path, me
     assert info["train_tokens"] == json.loads((whole / "restore.json").read_text())["train_tokens"]
 
 
-def test_a_changed_config_does_not_resume_a_stale_checkpoint(inputs, tmp_path):
+@pytest.mark.parametrize("change", ["config", "student"])
+def test_a_changed_job_does_not_resume_a_stale_checkpoint(inputs, tmp_path, change):
     section = {**FAST, "linearard": {"steps": 4, "batch_size": 2, "checkpoint_every": 1}}
+    job = tmp_path / "inputs"
+    shutil.copytree(inputs, job)
     with pytest.raises(Killed):
-        run_method(inputs, tmp_path, "linearard", section, on_step=_kill_after(2))
-    changed = {**FAST, "linearard": {"steps": 4, "batch_size": 2, "checkpoint_every": 1, "lr": 0.002}}
-    out, _, _ = run_method(inputs, tmp_path, "linearard", changed)
+        run_method(job, tmp_path, "linearard", section, on_step=_kill_after(2))
+    if change == "config":
+        section = {**FAST, "linearard": {**section["linearard"], "lr": 0.002}}
+    else:  # the scale stage rewrote the student
+        weights = job / "student" / "model.safetensors"
+        os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    out, _, _ = run_method(job, tmp_path, "linearard", section)
     assert json.loads((out / "restore.json").read_text())["resumed_from_step"] is None
 
 
