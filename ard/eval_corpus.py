@@ -7,8 +7,17 @@ from pathlib import Path
 from transformers import PreTrainedTokenizerFast
 
 
+def split_segments(text):
+    """Lines, and sentences of long lines, each keeping its trailing newline or space."""
+    return [segment for segment in re.split(r"(?<=\n)|(?<=[.;:!?] )", text) if segment]
+
+
 class Corpus:
-    """The test split regrouped into books (documents of one source, in file order) of text lines."""
+    """The test split regrouped into books (one source's documents, in file order), cut into segments.
+
+    A segment is a line or a sentence of a long line, with its trailing newline or space kept, so that
+    "".join(consecutive segments) is the held-out text exactly as the model was trained on it.
+    """
 
     def __init__(self, data_dir, split="test"):
         data_dir = Path(data_dir)
@@ -20,10 +29,10 @@ class Corpus:
             for line in handle:
                 doc = json.loads(line)
                 books.setdefault(doc["source"], []).append(doc["text"].rstrip("\n"))
-        self.books = [(source, "\n".join(texts)) for source, texts in books.items()]
-        self.book_lines = [text.split("\n") for _, text in self.books]
-        if not self.books:
+        if not books:
             raise ValueError(f"{path} holds no documents")
+        self.books = [(source, "\n".join(texts) + "\n") for source, texts in books.items()]
+        self.book_segments = [split_segments(text) for _, text in self.books]
         tokenizer_dir = data_dir / "tokenizer"
         if not tokenizer_dir.is_dir():
             raise FileNotFoundError(f"missing tokenizer directory {tokenizer_dir} (run the data stage first)")
@@ -45,18 +54,18 @@ class Corpus:
             book = rng.choices(range(len(self.books)), weights=sizes)[0]
         return book
 
-    def lines(self, rng, n_chars, book=None, nonempty=False):
-        """Consecutive lines from a random start (continuing into the next book) totalling >= n_chars."""
+    def segments(self, rng, n_chars, book=None, nonempty=False):
+        """Consecutive segments from a random start (continuing into the next book) totalling >= n_chars."""
         book = self._pick_book(rng, book)
-        index = rng.randrange(len(self.book_lines[book]))
+        index = rng.randrange(len(self.book_segments[book]))
         out, total = [], 0
         while total < n_chars:
-            line = self.book_lines[book][index]
-            if line.strip() or not nonempty:
-                out.append(line)
-                total += len(line) + 1
+            segment = self.book_segments[book][index]
+            if segment.strip() or not nonempty:
+                out.append(segment)
+                total += len(segment)
             index += 1
-            if index == len(self.book_lines[book]):
+            if index == len(self.book_segments[book]):
                 book, index = (book + 1) % len(self.books), 0
         return out
 

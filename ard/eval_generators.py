@@ -10,9 +10,14 @@ import re
 from dataclasses import dataclass
 
 from ard import episodes
-from ard.eval_corpus import Corpus, fit
+from ard.eval_corpus import Corpus, fit, split_segments
 
-NOISE = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again."
+# RULER's noise haystack, as segments (sentences with their trailing separators).
+NOISE = ["The grass is green. ", "The sky is blue. ", "The sun is yellow. ", "Here we go. ", "There and back again.\n"]
+
+
+class TooShort(ValueError):
+    """A context length that cannot hold even the fixed parts of a task's prompt."""
 
 
 @dataclass(frozen=True)
@@ -24,51 +29,56 @@ class Context:
     budget: int  # prompt tokens: the context length (native for short-text) minus generated tokens
 
 
+def _too_short(ctx, budget):
+    return TooShort(f"context length {ctx.length or ctx.native} leaves {budget} prompt tokens: too few for this task")
+
+
 def _fit(ctx, prompt_for, most, budget=None):
     """The largest count whose prompt fits; an error when not even one unit does."""
     budget = ctx.budget if budget is None else budget
     k = fit(prompt_for, budget, ctx.corpus.ntok, most)
     if k == 0:
-        raise ValueError(f"context length {ctx.length or ctx.native} leaves {budget} prompt tokens: too few for this task")
+        raise _too_short(ctx, budget)
     return k
 
 
-def _first_words(lines, n):
-    """The haystack's first n words, keeping its line structure (the last line may be cut)."""
-    out = []
-    for line in lines:
-        if n <= 0:
-            break
-        words = line.split(" ")
-        out.append(" ".join(words[:n]))
-        n -= len(words)
-    return out
+def _text(segments):
+    return "".join(segments)
 
 
-def _fit_haystack(ctx, rng, kind, prompt_for, tries=20):
-    """prompt_for(lines) over the longest haystack prefix (in words) that fits the prompt budget."""
-    for _ in range(tries):
-        lines = _haystack(ctx, rng, kind)
-        total = sum(len(line.split(" ")) for line in lines)
-        k = fit(lambda k: prompt_for(_first_words(lines, k)), ctx.budget, ctx.corpus.ntok, total)
-        if k:
-            return prompt_for(_first_words(lines, k))
-    raise ValueError(f"context length {ctx.length or ctx.native} leaves {ctx.budget} prompt tokens: too few for this task")
+def _prefix(ctx, segments, budget):
+    """The most leading segments whose text fits `budget` tokens (0 if not even the first does)."""
+    return fit(lambda k: _text(segments[:k]), budget, ctx.corpus.ntok, len(segments))
 
 
-def _insert(lines, inserts):
-    """Append each (depth, text) to the end of the line at that depth (0 = first line, 1 = last)."""
-    lines = list(lines)
+def _insert(segments, inserts):
+    """Splice each (depth, text) in at the end of the segment at that depth, before its separator."""
+    segments = list(segments)
     for depth, text in inserts:
-        index = min(len(lines) - 1, int(depth * len(lines)))
-        lines[index] += text
-    return lines
+        index = min(len(segments) - 1, int(depth * len(segments)))
+        body = segments[index].rstrip(" \n")
+        segments[index] = body + text + segments[index][len(body) :]
+    return segments
 
 
 def _haystack(ctx, rng, kind):
     if kind == "noise":
-        return [NOISE] * (ctx.budget // 4 + 1)
-    return ctx.corpus.lines(rng, ctx.corpus.chars_for(ctx.budget))
+        return NOISE * (ctx.budget // 16 + 1)
+    return ctx.corpus.segments(rng, ctx.corpus.chars_for(ctx.budget))
+
+
+def _fit_haystack(ctx, rng, kind, prompt_for, tries=20):
+    """prompt_for(segments) over the longest haystack prefix that fits the prompt budget."""
+    for _ in range(tries):
+        segments = _haystack(ctx, rng, kind)
+        k = fit(lambda k: prompt_for(segments[:k]), ctx.budget, ctx.corpus.ntok, len(segments))
+        if k:
+            return prompt_for(segments[:k])
+    raise _too_short(ctx, ctx.budget)
+
+
+def _with_question(segments, inserts, question):
+    return _text(_insert(segments, inserts)).rstrip(" \n") + question
 
 
 def _distinct(rng, make, count):
@@ -84,86 +94,76 @@ def _distinct(rng, make, count):
 
 
 def passage(ctx, rng):
-    """A stretch of held-out text of at most ctx.budget tokens, cut at line ends."""
+    """A stretch of held-out text of at most ctx.budget tokens, cut at a segment end."""
     while True:
-        lines = ctx.corpus.lines(rng, ctx.corpus.chars_for(ctx.budget))
-        k = fit(lambda k: "\n".join(lines[:k]), ctx.budget, ctx.corpus.ntok, len(lines))
-        if k:  # else a first line longer than the window: draw another place
-            return {"text": "\n".join(lines[:k])}
+        segments = ctx.corpus.segments(rng, ctx.corpus.chars_for(ctx.budget))
+        k = _prefix(ctx, segments, ctx.budget)
+        if k:  # else a first segment longer than the window: draw another place
+            return {"text": _text(segments[:k])}
 
 
 def last_word(ctx, rng):
     """A passage whose last word (followed by punctuation) also occurs earlier in it, as in LAMBADA."""
     while True:
-        lines = ctx.corpus.lines(rng, ctx.corpus.chars_for(ctx.budget))
-        text = "\n".join(lines)
-        candidates = [
-            m
-            for m in re.finditer(r" ([A-Za-z]{4,})[.,;:!?]", text)
-            if m.start() > len(text) // 3
-            and re.search(rf"\b{re.escape(m.group(1).lower())}\b", text[: m.start()].lower())
-        ]
+        segments = ctx.corpus.segments(rng, ctx.corpus.chars_for(ctx.budget))
+        starts = [0]
+        for segment in segments:
+            starts.append(starts[-1] + len(segment))
+        text = _text(segments)
+        candidates = [m for m in re.finditer(r" ([A-Za-z]{4,})[.,;:!?]", text) if m.start() > len(text) // 3]
         if not candidates:
             continue
         word = rng.choice(candidates)
         context, target = text[: word.start()], " " + word.group(1)
-        starts = [0] + [m.end() for m in re.finditer("\n", context)]
-        for start in starts:  # drop leading lines until context + target fits
-            if ctx.corpus.ntok(context[start:] + target) <= ctx.budget:
-                if re.search(rf"\b{re.escape(word.group(1).lower())}\b", context[start:].lower()):
-                    return {"context": context[start:], "target": target}
-                break
+        start = next((s for s in starts if ctx.corpus.ntok(context[s:] + target) <= ctx.budget), None)
+        # drop leading segments until it fits; the word must then still occur in the context
+        if start is not None and start < len(context):
+            if re.search(rf"\b{re.escape(word.group(1).lower())}\b", context[start:].lower()):
+                return {"context": context[start:], "target": target}
 
 
-def _ending(ctx, lines, min_chars=40, max_lines=3):
-    """The first non-empty lines, joined until >= min_chars, cut to a quarter of the window in words."""
-    ending = []
-    for line in lines:
-        if line.strip():
-            ending.append(line)
-        if len(" ".join(ending)) >= min_chars or len(ending) == max_lines:
+def _ending(ctx, segments, min_chars=40):
+    """The first non-blank segments, joined until >= min_chars, cut to a quarter of the window in words."""
+    ending = ""
+    for segment in segments:
+        if segment.strip():
+            ending += segment
+        if len(ending) >= min_chars:
             break
-    words = "\n".join(ending).split(" ")
-    keep = fit(lambda k: " ".join(words[:k]), ctx.budget // 4, ctx.corpus.ntok, len(words))
-    return " ".join(words[: max(1, keep)])
+    return _clip(ctx, ending.strip(), ctx.budget // 4)
 
 
 def continuation(ctx, rng, choices=4):
-    """HellaSwag-style: context lines, the true next lines and endings from elsewhere in the same book."""
+    """HellaSwag-style: a context, its true next segments and endings from elsewhere in the same book."""
     book = rng.randrange(len(ctx.corpus.books))
-    lines = ctx.corpus.lines(rng, ctx.corpus.chars_for(ctx.budget), book=book)
-    split = fit(lambda k: "\n".join(lines[:k]), ctx.budget // 2, ctx.corpus.ntok, len(lines) - 8)
-    if split == 0:  # a first line longer than half the window: draw another place
-        return continuation(ctx, rng, choices)
-    context = "\n".join(lines[:split]) + "\n"
-    true = _ending(ctx, lines[split:])
-    if not true.strip():
+    segments = ctx.corpus.segments(rng, ctx.corpus.chars_for(ctx.budget), book=book)
+    split = _prefix(ctx, segments[:-8], ctx.budget // 2)
+    true = _ending(ctx, segments[split:])
+    if split == 0 or not true:  # a first segment longer than half the window: draw another place
         return continuation(ctx, rng, choices)
     endings = [true]
     while len(endings) < choices:
-        ending = _ending(ctx, ctx.corpus.lines(rng, 2000, book=book, nonempty=True))
-        if ending not in endings:
+        ending = _ending(ctx, ctx.corpus.segments(rng, 2000, book=book, nonempty=True))
+        if ending and ending not in endings:
             endings.append(ending)
     rng.shuffle(endings)
-    return {"context": context, "choices": endings, "label": endings.index(true)}
+    return {"context": _text(segments[:split]), "choices": endings, "label": endings.index(true)}
 
 
 def word_swap(ctx, rng):
-    """A context and the true next line against the same line with two adjacent words swapped."""
+    """A context and its true next segment against the same segment with two adjacent words swapped."""
     while True:
-        lines = ctx.corpus.lines(rng, ctx.corpus.chars_for(ctx.budget))
-        split = fit(lambda k: "\n".join(lines[:k]), ctx.budget // 2, ctx.corpus.ntok, len(lines) - 1)
-        words = lines[split].split(" ")
-        if split == 0 or ctx.corpus.ntok("\n".join(lines[: split + 1])) > ctx.budget:
-            continue
+        segments = ctx.corpus.segments(rng, ctx.corpus.chars_for(ctx.budget))
+        split = _prefix(ctx, segments[:-1], ctx.budget // 2)
+        true = segments[split].strip()
+        words = true.split(" ")
         pairs = [i for i in range(len(words) - 1) if words[i] != words[i + 1] and words[i] and words[i + 1]]
-        if len(words) < 6 or not pairs:
+        if split == 0 or len(words) < 6 or not pairs or ctx.corpus.ntok(_text(segments[: split + 1])) > ctx.budget:
             continue
         i = rng.choice(pairs)
-        swapped = words[:i] + [words[i + 1], words[i]] + words[i + 2 :]
-        choices = [lines[split], " ".join(swapped)]
+        choices = [true, " ".join(words[:i] + [words[i + 1], words[i]] + words[i + 2 :])]
         rng.shuffle(choices)
-        return {"context": "\n".join(lines[:split]) + "\n", "choices": choices, "label": choices.index(lines[split])}
+        return {"context": _text(segments[:split]), "choices": choices, "label": choices.index(true)}
 
 
 # ---------------------------------------------------------------- RULER-style tasks
@@ -182,7 +182,7 @@ def niah(ctx, rng, haystack="prose", keys=1, values=1, queries=1):
     else:
         listed = ", the ".join(asked[:-1]) + f" and the {asked[-1]}"
         question = f" What are the pass keys of the {listed}?" + episodes.question_text(asked[0]).split("?", 1)[1]
-    prompt = _fit_haystack(ctx, rng, haystack, lambda lines: "\n".join(_insert(lines, inserts)) + question)
+    prompt = _fit_haystack(ctx, rng, haystack, lambda segments: _with_question(segments, inserts, question))
     return {"input": prompt, "outputs": [v for name in asked for v in secrets[name]], "depths": [d for d, _ in inserts]}
 
 
@@ -206,7 +206,7 @@ def variable_tracking(ctx, rng, hops=4, chains=1):
         f" Answer: According to the chain of variable assignments in the text above, {hops + 1} variables"
         f" are assigned the value {values[0]}, they are:"
     )
-    prompt = _fit_haystack(ctx, rng, "noise", lambda lines: "\n".join(_insert(lines, inserts)) + question)
+    prompt = _fit_haystack(ctx, rng, "noise", lambda segments: _with_question(segments, inserts, question))
     return {"input": prompt, "outputs": names[: hops + 1]}
 
 
@@ -247,48 +247,61 @@ def frequent_words(ctx, rng, top=3, vocabulary=30, alpha=2.0):
         f" Answer: According to the coded text above, the {top} most frequently appeared words are:"
     )
 
-    def prompt_for(n):  # n words in all, counts proportional to the Zipf weights
-        counts = [max(1, round(n * w / sum(weights))) for w in weights]
-        words = [word for word, count in zip(coded, counts) for _ in range(count)]
+    def counts(n):  # about n words in all, in proportion to the Zipf weights; the top ones strictly ranked
+        out = [round(n * w / sum(weights)) for w in weights]
+        for i in reversed(range(top)):
+            out[i] = max(out[i], out[i + 1] + 1)
+        return out
+
+    def prompt_for(n):
+        words = [word for word, count in zip(coded, counts(n)) for _ in range(count)]
         random.Random(order_seed).shuffle(words)
         return header + " ".join(words) + question
 
     n = _fit(ctx, prompt_for, 20 * ctx.budget)
-    if n * weights[top - 1] / sum(weights) < n * weights[top] / sum(weights) + 1:
-        raise ValueError(f"context length {ctx.length} is too short for frequent-word extraction")
     return {"input": prompt_for(n), "outputs": coded[:top]}
 
 
-def _passages(ctx, rng, count, n_chars=200, avoid=None):
+def _clip(ctx, text, tokens):
+    """The longest word prefix of text within `tokens` tokens (at least one word)."""
+    words = text.split(" ")
+    return " ".join(words[: max(1, fit(lambda k: " ".join(words[:k]), tokens, ctx.corpus.ntok, len(words)))])
+
+
+def _passages(ctx, rng, count, tokens, avoid=None):
+    """`count` passages of consecutive non-blank segments, each clipped to `tokens` tokens."""
     out = []
     while len(out) < count:
-        text = "\n".join(ctx.corpus.lines(rng, n_chars, nonempty=True))
+        text = _clip(ctx, _text(ctx.corpus.segments(rng, ctx.corpus.chars_for(tokens), nonempty=True)).strip(), tokens)
         if avoid is None or avoid not in text:
             out.append(text)
     return out
 
 
-def _cloze(ctx, rng, words_before=4):
+def _cloze(ctx, rng, tokens, words_before=4):
     """A passage and, in it, a phrase whose next word (4+ letters) is the answer."""
     while True:
-        (gold,) = _passages(ctx, rng, 1)
+        (gold,) = _passages(ctx, rng, 1, tokens)
         spots = [
-            (line, i)
-            for line in gold.split("\n")
-            for i, word in enumerate(line.split(" "))
+            (words, i)
+            for words in (segment.split() for segment in split_segments(gold))
+            for i, word in enumerate(words)
             if i >= words_before and re.fullmatch(r"[A-Za-z]{4,}[.,;:!?]?", word)
         ]
         if spots:
-            line, i = rng.choice(spots)
-            words = line.split(" ")
+            words, i = rng.choice(spots)
             return gold, " ".join(words[i - words_before : i]), words[i].strip(".,;:!?")
 
 
-def qa(ctx, rng, max_documents=1000):
-    """RULER-style QA: which word follows a phrase, answered from one of many corpus documents."""
-    gold, phrase, answer = _cloze(ctx, rng)
+def qa(ctx, rng, document_fraction=1 / 6):
+    """RULER-style QA: which word follows a phrase, answered from one of many corpus documents.
+
+    Documents are a fixed share of the native window, so longer contexts hold more of them.
+    """
+    tokens = int(ctx.native * document_fraction)
+    gold, phrase, answer = _cloze(ctx, rng, tokens)
     depth = rng.random()
-    others = _passages(ctx, rng, min(max_documents, ctx.budget // 20 + 1), avoid=phrase)
+    others = _passages(ctx, rng, ctx.budget // tokens + 1, tokens, avoid=phrase)
     header = (
         "Answer the question based on the given documents. Only give me the answer and do not output any other"
         " words.\n\nThe following are given documents.\n\n"
@@ -311,10 +324,11 @@ def _natural_budget(ctx, rng):
     return int(ctx.budget * rng.uniform(0.6, 1.2))
 
 
-def passage_retrieval(ctx, rng):
+def passage_retrieval(ctx, rng, paragraph_fraction=1 / 8):
     """LongBench passage_retrieval: which numbered paragraph a verbatim quote comes from."""
     target = _natural_budget(ctx, rng)
-    paragraphs = _passages(ctx, rng, target // 10 + 2)
+    tokens = int(ctx.native * paragraph_fraction)
+    paragraphs = _passages(ctx, rng, target // tokens + 2, tokens)
 
     def prompt_for(k, quote):
         return (
@@ -324,19 +338,20 @@ def passage_retrieval(ctx, rng):
             + f"\n\nThe following is a quote.\n\n{quote}\n\nThe answer is: Paragraph"
         )
 
-    longest = max((line for p in paragraphs for line in p.split("\n")), key=len)
-    k = _fit(ctx, lambda k: prompt_for(k, longest), len(paragraphs), budget=target)
+    longest = max((piece for p in paragraphs for piece in split_segments(p)), key=len).strip()
+    k = max(2, fit(lambda k: prompt_for(k, longest), target, ctx.corpus.ntok, len(paragraphs)))
     gold = rng.randrange(k)
-    quote = max(paragraphs[gold].split("\n"), key=len)
+    quote = max(split_segments(paragraphs[gold]), key=len).strip()
     if any(quote in p for i, p in enumerate(paragraphs[:k]) if i != gold):
         return passage_retrieval(ctx, rng)
     return {"input": ctx.corpus.truncate_middle(prompt_for(k, quote), ctx.budget), "outputs": [str(gold + 1)]}
 
 
-def passage_count(ctx, rng, max_repeats=3):
+def passage_count(ctx, rng, max_repeats=2, paragraph_fraction=1 / 16):
     """LongBench passage_count: how many distinct paragraphs there are among repeated ones."""
     target = _natural_budget(ctx, rng)
-    unique = _passages(ctx, rng, target // 20 + 2, n_chars=120)
+    tokens = int(ctx.native * paragraph_fraction)
+    unique = _passages(ctx, rng, target // tokens + 2, tokens)
     repeats = [rng.randint(1, max_repeats) for _ in unique]
     order_seed = rng.random()
 
@@ -349,29 +364,27 @@ def passage_count(ctx, rng, max_repeats=3):
             + "\n\nThe number of distinct paragraphs is"
         )
 
-    m = _fit(ctx, prompt_for, len(unique), budget=target)
+    m = max(1, fit(prompt_for, target, ctx.corpus.ntok, len(unique)))
     return {"input": ctx.corpus.truncate_middle(prompt_for(m), ctx.budget), "outputs": [str(len(set(unique[:m])))]}
 
 
-def line_completion(ctx, rng, prefix_words=3, min_words=7):
-    """Long-document extraction (F1): continue a line of the document from its first words."""
+def line_completion(ctx, rng, prefix_words=3, min_words=7, answer_words=12):
+    """Long-document extraction (F1): continue a line or sentence of the document from its first words."""
     target = _natural_budget(ctx, rng)
-    lines = ctx.corpus.lines(rng, ctx.corpus.chars_for(target))
-    k = _fit(ctx, lambda k: "\n".join(lines[:k]), len(lines), budget=target - 40)
-    document = lines[:k]
-    prefixes = [" ".join(line.split(" ")[:prefix_words]) for line in document]
-    spots = [
-        i
-        for i, line in enumerate(document)
-        if len(line.split(" ")) >= min_words and prefixes.count(prefixes[i]) == 1
-    ]
-    if not spots:
-        return line_completion(ctx, rng, prefix_words, min_words)
-    line = document[rng.choice(spots)]
-    prefix, rest = " ".join(line.split(" ")[:prefix_words]), " ".join(line.split(" ")[prefix_words:])
+    for _ in range(20):
+        text = _text(ctx.corpus.segments(rng, ctx.corpus.chars_for(target))).lstrip()
+        document = split_segments(_clip(ctx, text, max(16, target - 40)))
+        starts = [" ".join(segment.split()[:prefix_words]) for segment in document]
+        spots = [i for i, seg in enumerate(document) if len(seg.split()) >= min_words and starts.count(starts[i]) == 1]
+        if spots:
+            break
+    else:
+        raise _too_short(ctx, ctx.budget)
+    words = document[rng.choice(spots)].split()
+    prefix, rest = " ".join(words[:prefix_words]), " ".join(words[prefix_words : prefix_words + answer_words])
     prompt = (
         "Read the text and complete the line.\n\n"
-        + "\n".join(document)
+        + _text(document).rstrip()
         + f'\n\nQuestion: In the text above, how does the line that begins with "{prefix}" continue?'
         f" Answer: {prefix}"
     )

@@ -4,6 +4,8 @@ Layout of --out (the embedded default's is results/evaldata/<suite>/, where the 
     <task>/<context length>.jsonl   per-length tasks (RULER-, LongBench-style, perplexity by length)
     <task>/test.jsonl               short-text tasks
     manifest.json                   suite, lengths, seed, and each file's sample count and sha256
+A length too short to hold a task's fixed prompt parts (possible only in very small configs) is
+recorded in the manifest as skipped, with the reason, and left out of the evaluation.
 The same config and seed give byte-identical files. Suites of lm-eval's own tasks get a manifest only:
 their data comes from `ard stage-eval-data`.
 """
@@ -14,7 +16,7 @@ import random
 
 from ard import config as ard_config
 from ard.eval_corpus import Corpus
-from ard.eval_generators import GENERATORS, Context
+from ard.eval_generators import GENERATORS, Context, TooShort
 from ard.eval_suites import check_tasks, load_suite, task_config, task_manager
 from ard.io import atomic_dir, write_json
 from ard.runtime import setup, stage_main
@@ -54,10 +56,15 @@ def generate(suite, manager, corpus, seed, out_dir):
                 max_length=max(suite.lengths) if suite.lengths else None,
                 budget=prompt_budget(task_cfg, length or suite.native_context),
             )
-            rows = []
-            for index in range(task.limit):
-                row = generator(ctx, random.Random(f"{seed}/{task.name}/{index}"), **params)
-                rows.append({"id": index, "context_length": length, **row})
+            try:
+                rows = [
+                    {"id": i, "context_length": length, **generator(ctx, random.Random(f"{seed}/{task.name}/{i}"), **params)}
+                    for i in range(task.limit)
+                ]
+            except TooShort as error:
+                files[task.name][length_key(length)] = {"skipped": str(error)}
+                print(f"warning: {task.name} skipped at {length}: {error}")
+                continue
             text = "".join(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n" for row in rows)
             path = out_dir / data_file(task.name, length)
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ class Run:
     context_length: int | None
     max_length: int
     tasks: list
+    names: list = field(default_factory=list)
     num_fewshot: int | None = None
     limit: int | None = None
     data_sha: dict = field(default_factory=dict)
@@ -51,11 +52,14 @@ def local_runs(suite, manager, evaldata_dir):
             f"{evaldata_dir} holds suite {manifest['suite']} at lengths {manifest['lengths']}, but suite"
             f" {suite.name} asks for {wanted}: rerun `ard evaldata`"
         )
-    runs = []
+    runs, skipped = [], []
     for length in suite.lengths or [None]:
         run = Run(length_key(length) if length else "short", length, length or suite.native_context, [])
         for task in suite.tasks:
             entry = manifest["files"].get(task.name, {}).get(length_key(length))
+            if entry and "skipped" in entry:
+                skipped.append({"task": task.name, "context_length": length, "reason": entry["skipped"]})
+                continue
             path = evaldata_dir / entry["path"] if entry else evaldata_dir / f"{task.name}/{length_key(length)}.jsonl"
             if not entry or not path.is_file():
                 raise FileNotFoundError(f"missing data file {path}: rerun `ard evaldata --suite {suite.name}`")
@@ -63,9 +67,11 @@ def local_runs(suite, manager, evaldata_dir):
             cfg["dataset_kwargs"] = {"data_files": {"test": str(path)}}
             cfg["num_fewshot"] = task.num_fewshot
             run.tasks.append(cfg)
+            run.names.append(task.name)
             run.data_sha[task.name] = entry["sha256"]
-        runs.append(run)
-    return runs
+        if run.tasks:
+            runs.append(run)
+    return runs, skipped
 
 
 def lm_eval_runs(suite):
@@ -75,7 +81,7 @@ def lm_eval_runs(suite):
         combos.setdefault((task.num_fewshot, task.limit), []).append(task.name)
     max_length = max(suite.lengths) if suite.lengths else suite.native_context
     return [
-        Run(f"fewshot{shots}" + (f"_limit{limit}" if limit else ""), None, max_length, names, shots, limit)
+        Run(f"fewshot{shots}" + (f"_limit{limit}" if limit else ""), None, max_length, names, names, shots, limit)
         for (shots, limit), names in combos.items()
     ]
 
@@ -96,17 +102,17 @@ def _n_samples(out, task):
     return sum(_n_samples(out, child) for child in out.get("group_subtasks", {}).get(task, []))
 
 
-def rows_from_results(suite, runs, tasks, max_position_embeddings):
+def rows_from_results(suite, runs, max_position_embeddings):
     """Tidy rows from lm-eval result dicts.
 
-    runs: [(context_length or None, lm-eval results dict)]; tasks: the suite's task names (other
-    entries, e.g. subtasks of a group, are left out). lm-eval RULER tasks name their metrics by
+    runs: [(context_length or None, lm-eval results dict, the suite's task names in it)]; other
+    entries of the results (subtasks of a group, say) are left out. lm-eval RULER tasks name their metrics by
     length ("4096"); those become rows with that context length and metric "score" (its negative
     placeholder for lengths not run is dropped). Per context length, a "<suite>_avg" row averages the
     primary metric (the first of the task's metric_list) of every task where it is higher-is-better.
     """
     rows = []
-    for context_length, out in runs:
+    for context_length, out, tasks in runs:
         for task in tasks:
             entry = out["results"].get(task)
             if entry is None:
@@ -213,7 +219,7 @@ def main(argv=None):
     suite = load_suite(args.suite, config)
     manager = task_manager(suite)
     check_tasks(suite, manager)
-    runs = local_runs(suite, manager, args.evaldata) if suite.source == "local" else lm_eval_runs(suite)
+    runs, skipped = local_runs(suite, manager, args.evaldata) if suite.source == "local" else (lm_eval_runs(suite), [])
     model_dir = Path(args.model)
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a model directory (no config.json)")
@@ -253,8 +259,6 @@ def main(argv=None):
         timings[run.key] = round(time.perf_counter() - started, 2)
         print(f"{suite.name} {run.key}: {timings[run.key]} s", flush=True)
 
-    names = suite.task_names
-    lengths = {run.key: run.context_length for run in runs}
     write_json(
         args.out,
         {
@@ -264,11 +268,12 @@ def main(argv=None):
             "native_context": suite.native_context,
             "max_position_embeddings": max_position,
             "results": results,
-            "configs_sha": configs_sha(results, names),
+            "configs_sha": configs_sha(results, suite.task_names),
             "data_sha": {run.key: run.data_sha for run in runs if run.data_sha},
             "seconds": timings,
+            "skipped": skipped,
             "rows": rows_from_results(
-                suite.name, [(lengths[key], out) for key, out in results.items()], names, max_position
+                suite.name, [(run.context_length, results[run.key], run.names) for run in runs], max_position
             ),
         },
     )

@@ -6,7 +6,7 @@ import yaml
 
 from eval_fixtures.tiny import build_data_dir, build_model_dir
 
-NATIVE = 128
+NATIVE = 256
 
 
 def write_config(path, outdir, **evaluation):

@@ -20,7 +20,7 @@ def _documents(document_characters=8000):
             start, index = end, index + 1
 
 
-def build_tokenizer(vocab_size=512):
+def build_tokenizer(vocab_size=1024):
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
