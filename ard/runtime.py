@@ -27,7 +27,7 @@ def setup(config, seed_offset: int = 0) -> torch.device:
 
 
 def stage_main(func):
-    """Run a stage's main(argv); expected errors (bad config, bad input) exit 1 with one line."""
+    """Run a stage's main(argv); expected errors (bad config, bad input, unreadable files) exit 1 with one line."""
 
     @functools.wraps(func)
     def wrapper(argv=None):
@@ -35,7 +35,7 @@ def stage_main(func):
 
         try:
             return func(argv) or 0
-        except (ConfigError, FileNotFoundError, ValueError) as error:
+        except (ConfigError, OSError, ValueError) as error:
             sys.stderr.write(f"error: {error}\n")
             return 1
 
