@@ -7,6 +7,8 @@ absolute token counts), few-shot counts and sample limits:
     source: local          # local: tasks in eval_configs/tasks with data from `ard evaldata`
                            # lm_eval: lm-eval's own tasks, data staged by `ard stage-eval-data`
     lengths: {unit: native, values: [1, 2, 4]}   # omitted for short-text suites
+    lengths_as: max_seq_lengths   # lm_eval only: pass the lengths as this task metadata in one run
+                                  # (RULER builds every length itself); default: one run per length
     limit: 12              # samples per task (and per length)
     num_fewshot: 0
     tasks: [ard_niah_single_1, {task: mmlu, num_fewshot: 5}]
@@ -25,7 +27,7 @@ EVAL_CONFIGS = REPO_ROOT / "eval_configs"
 TASKS_DIR = EVAL_CONFIGS / "tasks"
 SUITES_DIR = EVAL_CONFIGS / "suites"
 SOURCES = ("local", "lm_eval")
-SUITE_KEYS = {"description", "source", "lengths", "limit", "num_fewshot", "tasks", "metadata"}
+SUITE_KEYS = {"description", "source", "lengths", "lengths_as", "limit", "num_fewshot", "tasks"}
 OVERRIDE_KEYS = ("lengths", "limit", "num_fewshot")
 
 
@@ -43,7 +45,7 @@ class Suite:
     native_context: int
     lengths: tuple | None  # absolute token counts, ascending; None for short-text suites
     tasks: tuple
-    metadata: dict
+    lengths_as: str | None
 
     @property
     def task_names(self):
@@ -126,14 +128,16 @@ def load_suite(name, config):
     names = [task.name for task in tasks]
     if len(set(names)) != len(names):
         raise ValueError(f"{where}: a task is listed twice")
-    return Suite(name, spec.get("source", "local"), native, lengths, tuple(tasks), spec.get("metadata") or {})
+    if spec.get("lengths_as") and (spec.get("source") != "lm_eval" or lengths is None):
+        raise ValueError(f"{where}: lengths_as needs source: lm_eval and lengths")
+    return Suite(name, spec.get("source", "local"), native, lengths, tuple(tasks), spec.get("lengths_as"))
 
 
-def task_manager(suite):
+def task_manager(suite, metadata=None):
     """lm-eval's task index: our tasks only for local suites (indexing lm-eval's own takes ~15 s)."""
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_path=str(TASKS_DIR), include_defaults=suite.source == "lm_eval")
+    return TaskManager(include_path=str(TASKS_DIR), include_defaults=suite.source == "lm_eval", metadata=metadata)
 
 
 def check_tasks(suite, manager):

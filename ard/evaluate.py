@@ -8,6 +8,8 @@ length, or "short"), task config hashes, and tidy `rows` for the report stage, i
 "<suite>_avg" row per suite computed here from the task rows (never lm-eval's group aggregate).
 """
 import argparse
+import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -17,6 +19,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from ard import config as ard_config
+from ard.eval_staging import check_staged, offline
 from ard.eval_suites import check_tasks, load_suite, task_config, task_manager
 from ard.evaldata import MANIFEST, length_key
 from ard.io import read_json, write_json
@@ -75,15 +78,18 @@ def local_runs(suite, manager, evaldata_dir):
 
 
 def lm_eval_runs(suite):
-    """lm-eval's own tasks, one run per (few-shot, limit) combination; data from the staged cache."""
+    """lm-eval's own tasks: one run per (length, few-shot, limit); with lengths_as, one for all lengths."""
     combos = {}
     for task in suite.tasks:
         combos.setdefault((task.num_fewshot, task.limit), []).append(task.name)
-    max_length = max(suite.lengths) if suite.lengths else suite.native_context
-    return [
-        Run(f"fewshot{shots}" + (f"_limit{limit}" if limit else ""), None, max_length, names, names, shots, limit)
-        for (shots, limit), names in combos.items()
-    ]
+    lengths = [None] if suite.lengths is None or suite.lengths_as else list(suite.lengths)
+    runs = []
+    for length in lengths:
+        for (shots, limit), names in combos.items():
+            key = "_".join([str(length or "all"), f"fewshot{shots}"] + ([f"limit{limit}"] if limit else []))
+            max_length = length or (max(suite.lengths) if suite.lengths else suite.native_context)
+            runs.append(Run(key, length, max_length, names, names, shots, limit))
+    return runs
 
 
 def _number(value):
@@ -217,12 +223,20 @@ def main(argv=None):
     device = setup(config)
     evaluation = config["evaluation"]
     suite = load_suite(args.suite, config)
-    manager = task_manager(suite)
-    check_tasks(suite, manager)
-    runs, skipped = local_runs(suite, manager, args.evaldata) if suite.source == "local" else (lm_eval_runs(suite), [])
     model_dir = Path(args.model)
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a model directory (no config.json)")
+    # RULER sizes its prompts with the model's tokenizer, named in the task metadata.
+    metadata = {suite.lengths_as: list(suite.lengths), "pretrained": str(model_dir)} if suite.lengths_as else None
+    manager = task_manager(suite, metadata)
+    check_tasks(suite, manager)
+    if suite.source == "local":
+        runs, skipped = local_runs(suite, manager, args.evaldata)
+        data_source = contextlib.nullcontext
+    else:
+        runs, skipped = lm_eval_runs(suite), []
+        check_staged(evaluation["staged_data"], manager, suite.task_names)
+        data_source = functools.partial(offline, evaluation["staged_data"])
 
     import lm_eval
     from lm_eval.models.huggingface import HFLM
@@ -242,19 +256,20 @@ def main(argv=None):
             max_length=run.max_length,
             device=str(device),
         )
-        out = lm_eval.simple_evaluate(
-            model=lm,
-            tasks=run.tasks,
-            num_fewshot=run.num_fewshot,
-            limit=run.limit,
-            task_manager=manager,
-            bootstrap_iters=evaluation["bootstrap_iters"],
-            log_samples=False,
-            random_seed=config["seed"],
-            numpy_random_seed=config["seed"],
-            torch_random_seed=config["seed"],
-            fewshot_random_seed=config["seed"],
-        )
+        with data_source():
+            out = lm_eval.simple_evaluate(
+                model=lm,
+                tasks=run.tasks,
+                num_fewshot=run.num_fewshot,
+                limit=run.limit,
+                task_manager=manager,
+                bootstrap_iters=evaluation["bootstrap_iters"],
+                log_samples=False,
+                random_seed=config["seed"],
+                numpy_random_seed=config["seed"],
+                torch_random_seed=config["seed"],
+                fewshot_random_seed=config["seed"],
+            )
         results[run.key] = json.loads(json.dumps(out, default=str))
         timings[run.key] = round(time.perf_counter() - started, 2)
         print(f"{suite.name} {run.key}: {timings[run.key]} s", flush=True)
