@@ -21,7 +21,9 @@ print(f"date {datetime.date.today()}  python {platform.python_version()}  torch 
       f"  lm_eval {lm_eval.__version__}  snakemake {snakemake.__version__}  gpu {torch.cuda.get_device_name()}")
 PY
     start=$(date +%s)
-    "$python" -m snakemake --cores "$(nproc)" --configfile config/gpu-demo.yaml --keep-going "$@" 2>&1 | tail -n 40
+    # Stop short of the caller's own limit (DEMO_SECONDS) so that what finished is still copied out.
+    timeout "${DEMO_SECONDS:-540}" "$python" -m snakemake --cores "$(nproc)" --configfile config/gpu-demo.yaml \
+        --keep-going "$@" 2>&1 | tail -n 40 || true
     echo "wall seconds: $(( $(date +%s) - start ))" | tee -a "$out/versions.txt"
     cp results/gpu-demo/summary.csv results/gpu-demo/summary.md "$out/" 2>/dev/null || true
     # Train logs, stage timings and the teacher's own figures, in one archive (few files come back).
