@@ -4,7 +4,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from transformers import PreTrainedTokenizerFast
+from ard.data import load_tokenizer
 
 
 def split_segments(text):
@@ -36,7 +36,7 @@ class Corpus:
         tokenizer_dir = data_dir / "tokenizer"
         if not tokenizer_dir.is_dir():
             raise FileNotFoundError(f"missing tokenizer directory {tokenizer_dir} (run the data stage first)")
-        self.tokenizer = PreTrainedTokenizerFast.from_pretrained(tokenizer_dir)
+        self.tokenizer = load_tokenizer(tokenizer_dir)
         sample = self.books[0][1][:20000]
         self.chars_per_token = len(sample) / max(1, self.ntok(sample))
         self._tokens = {}

@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from ard.config import REPO_ROOT, ConfigError
+from ard.data import native_context as data_native_context
 
 EVAL_CONFIGS = REPO_ROOT / "eval_configs"
 TASKS_DIR = EVAL_CONFIGS / "tasks"
@@ -53,12 +54,10 @@ class Suite:
 
 
 def native_context(config):
-    """The teacher's trained context: teacher.native_context, else its max_position_embeddings."""
+    """The teacher's trained context; for a teacher given by path, its max_position_embeddings."""
     teacher = config["teacher"]
-    if teacher["native_context"]:
-        return teacher["native_context"]
-    if teacher["source"] == "pretrain":
-        return teacher["architecture"]["max_position_embeddings"]
+    if teacher["source"] == "pretrain" or teacher["native_context"]:
+        return data_native_context(config)
     from transformers import AutoConfig
 
     try:
