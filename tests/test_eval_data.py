@@ -117,3 +117,23 @@ def test_unknown_suite_and_missing_corpus_are_clear_errors(workspace, tmp_path, 
     assert "no suite named 'nope'" in err
     err = _run_error(capsys, ["--config", str(config), "--suite", "short", "--data", str(tmp_path), "--out", str(tmp_path / "o")])
     assert "missing data file" in err and "test.jsonl" in err and not (tmp_path / "o").exists()
+
+
+def test_a_length_too_short_for_a_task_is_recorded_as_skipped(workspace, tmp_path, monkeypatch):
+    from ard import evaluate
+
+    data, _, _ = workspace
+    monkeypatch.setattr(eval_suites, "SUITES_DIR", tmp_path)
+    suite = {"source": "local", "limit": 2, "lengths": {"unit": "tokens", "values": [40, 512]},
+             "tasks": ["ard_niah_single_2", "ard_cwe"]}
+    (tmp_path / "tight.yaml").write_text(yaml.safe_dump(suite))
+    config = write_config(tmp_path / "c.yaml", tmp_path / "r")
+    out = tmp_path / "out"
+    _generate(config, data, "tight", out)
+    files = json.loads((out / MANIFEST).read_text())["files"]
+    assert "too few" in files["ard_cwe"]["40"]["skipped"] and not (out / "ard_cwe/40.jsonl").exists()
+    assert files["ard_cwe"]["512"]["n"] == 2
+    spec = load_suite("tight", ard_config.load(config))
+    runs, skipped = evaluate.local_runs(spec, task_manager(spec), out)
+    assert {(s["task"], s["context_length"]) for s in skipped} >= {("ard_cwe", 40)}
+    assert [run.names for run in runs if run.context_length == 512] == [["ard_niah_single_2", "ard_cwe"]]
