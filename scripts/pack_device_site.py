@@ -24,9 +24,10 @@ shellingham markdown-it-py mdurl pygments threadpoolctl joblib annotated-doc htt
 sniffio""".split()
 PLATFORMS = ["manylinux1_x86_64", "manylinux_2_5_x86_64", "manylinux2014_x86_64", "manylinux_2_17_x86_64",
              "manylinux_2_24_x86_64", "manylinux_2_27_x86_64", "manylinux_2_28_x86_64"]
-# Never imported by the pipeline; dropped so that the archive travels in one device call.
+# Never imported by the pipeline, dropped so that the archive travels in one device call (pyarrow.lib
+# links libarrow_substrait, so that one stays).
 STRIP = ["pyarrow/include", "pyarrow/tests", "pyarrow/src", "pyarrow/libarrow_flight*", "pyarrow/_flight*",
-         "pyarrow/libarrow_s3*", "pyarrow/_s3fs*", "pyarrow/libarrow_substrait*", "pyarrow/_substrait*",
+         "pyarrow/libarrow_s3*", "pyarrow/_s3fs*",
          "pulp/solverdir/cbc", "bin", "include"]
 
 
