@@ -41,7 +41,8 @@ def leaf_tasks(manager, name):
     if entry.kind == Kind.GROUP:
         members = load_yaml(entry.yaml_path, resolve_func=False).get("task", [])
         names = [m if isinstance(m, str) else m.get("task") or m.get("group") for m in members]
-        return sorted({leaf for member in names if member in manager.task_index for leaf in leaf_tasks(manager, member)})
+        known = [member for member in names if member in manager.task_index]
+        return sorted({leaf for member in known for leaf in leaf_tasks(manager, member)})
     return [name]
 
 

@@ -39,6 +39,11 @@ def prompt_budget(task_cfg, context):
     return context - task_cfg["generation_kwargs"]["max_gen_toks"]
 
 
+def _sample_rng(seed, task, index):
+    """Sample i of a task: the same at every length and whatever the sample count."""
+    return random.Random(f"{seed}/{task}/{index}")
+
+
 def generate(suite, manager, corpus, seed, out_dir):
     """Write every (task, length) file of a local suite under out_dir; return the manifest's file table."""
     files = {}
@@ -58,7 +63,7 @@ def generate(suite, manager, corpus, seed, out_dir):
             )
             try:
                 rows = [
-                    {"id": i, "context_length": length, **generator(ctx, random.Random(f"{seed}/{task.name}/{i}"), **params)}
+                    {"id": i, "context_length": length, **generator(ctx, _sample_rng(seed, task.name, i), **params)}
                     for i in range(task.limit)
                 ]
             except TooShort as error:
@@ -90,7 +95,9 @@ def manifest(suite, seed, files):
 
 @stage_main
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="ard evaldata", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="ard evaldata", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", required=True, help="experiment config (YAML)")
     parser.add_argument("--suite", required=True, help="suite name: eval_configs/suites/<suite>.yaml")
     parser.add_argument("--data", required=True, help="data stage output (splits/, tokenizer/)")

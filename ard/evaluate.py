@@ -205,7 +205,9 @@ def _dtype(name, device):
 
 @stage_main
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="ard evaluate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="ard evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", required=True, help="experiment config (YAML)")
     parser.add_argument("--suite", required=True, help="suite name: eval_configs/suites/<suite>.yaml")
     parser.add_argument("--model", required=True, help="Hugging Face model directory (with tokenizer files)")

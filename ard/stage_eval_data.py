@@ -20,7 +20,9 @@ from ard.runtime import stage_main
 
 @stage_main
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="ard stage-eval-data", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="ard stage-eval-data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", required=True, help="experiment config (YAML)")
     parser.add_argument("--out", required=True, help="staging folder, replaced atomically")
     parser.add_argument("--suites", nargs="+", help="suite names (default: the config's evaluation.suites)")
