@@ -3,21 +3,26 @@ import functools
 import random
 import sys
 
-import numpy as np
-import torch
 
+def resolve_device(config):
+    import torch
 
-def resolve_device(config) -> torch.device:
     wanted = config["device"]
     if wanted == "auto":
         wanted = "cuda" if torch.cuda.is_available() else "cpu"
     if wanted == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("config asks for device: cuda, but no CUDA device is visible")
+        from ard.config import ConfigError
+
+        raise ConfigError("config error at device: cuda is asked for, but no CUDA device is visible")
     return torch.device(wanted)
 
 
-def setup(config, seed_offset: int = 0) -> torch.device:
-    """Seed every generator, cap CPU threads and pick the device named by the config."""
+def setup(config, seed_offset: int = 0):
+    """Seed every generator, cap CPU threads and pick the device named by the config (a torch.device)."""
+    # Imported here so that a stage's argument and config errors are reported before torch loads.
+    import numpy as np
+    import torch
+
     torch.set_num_threads(config["threads"])
     seed = config["seed"] + seed_offset
     random.seed(seed)
