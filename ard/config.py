@@ -112,6 +112,25 @@ def scaling_name(scaling):
 NATIVE = "native"
 
 
+def native_context(config):
+    """The teacher's trained context: teacher.native_context if set, else the pretrained architecture's
+    max_position_embeddings, or for a teacher given by path, the one in its config."""
+    teacher = config["teacher"]
+    if teacher["native_context"]:
+        return teacher["native_context"]
+    if teacher["source"] == "pretrain":
+        return teacher["architecture"]["max_position_embeddings"]
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(teacher["path"]).max_position_embeddings
+    except (OSError, ValueError) as error:
+        raise ConfigError(
+            f"config error at teacher.native_context: cannot read max_position_embeddings of {teacher['path']}"
+            f" ({error}); set teacher.native_context"
+        ) from error
+
+
 def variants(config):
     """Every (scaling, restore) pair the experiment produces, the native teacher first."""
     pairs = [(NATIVE, "none")]

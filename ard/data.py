@@ -188,10 +188,6 @@ def encode_documents(tokenizer, documents, desc):
     return np.asarray(ids, dtype=np.int32)
 
 
-def native_context(config):
-    return config["teacher"]["native_context"] or config["teacher"]["architecture"]["max_position_embeddings"]
-
-
 # ---------------------------------------------------------------- stage
 def build(config, out):
     data = config["data"]
@@ -208,7 +204,7 @@ def build(config, out):
     else:
         tokenizer = train_tokenizer((d["text"] for d in documents["train"]), data["tokenizer"]["vocab_size"])
     tokens = {name: encode_documents(tokenizer, documents[name], name) for name in ("train", "val")}
-    block = native_context(config) + 1
+    block = ard_config.native_context(config) + 1
     for name, array in tokens.items():
         if len(array) < block:
             raise ValueError(

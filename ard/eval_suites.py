@@ -21,8 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from ard.config import REPO_ROOT, ConfigError
-from ard.data import native_context as data_native_context
+from ard.config import REPO_ROOT, native_context
 
 EVAL_CONFIGS = REPO_ROOT / "eval_configs"
 TASKS_DIR = EVAL_CONFIGS / "tasks"
@@ -51,22 +50,6 @@ class Suite:
     @property
     def task_names(self):
         return [task.name for task in self.tasks]
-
-
-def native_context(config):
-    """The teacher's trained context; for a teacher given by path, its max_position_embeddings."""
-    teacher = config["teacher"]
-    if teacher["source"] == "pretrain" or teacher["native_context"]:
-        return data_native_context(config)
-    from transformers import AutoConfig
-
-    try:
-        return AutoConfig.from_pretrained(teacher["path"]).max_position_embeddings
-    except (OSError, ValueError) as error:
-        raise ConfigError(
-            f"config error at teacher.native_context: cannot read max_position_embeddings of {teacher['path']}"
-            f" ({error}); set teacher.native_context"
-        ) from error
 
 
 def _count(value, what, minimum):

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from ard import config as ard_config
 from ard import episodes
-from ard.data import load_tokenizer, native_context
+from ard.data import load_tokenizer
 from ard.io import atomic_dir, write_json
 from ard.runtime import setup, stage_main
 
@@ -131,7 +131,7 @@ def pretrain(config, data_dir, out):
     train_tokens = np.load(Path(data_dir) / "tokens" / "train.npy")
     val_tokens = np.load(Path(data_dir) / "tokens" / "val.npy")
     recipe = config["teacher"]["pretrain"]
-    seq_len = native_context(config)
+    seq_len = ard_config.native_context(config)
     model = LlamaForCausalLM(build_model_config(config, tokenizer)).to(device)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
@@ -184,7 +184,7 @@ def copy_pretrained(config, data_dir, out):
     from transformers import AutoModelForCausalLM
 
     source = config["teacher"]["path"]
-    model = AutoModelForCausalLM.from_pretrained(source, torch_dtype="auto")
+    model = AutoModelForCausalLM.from_pretrained(source, dtype="auto")
     tokenizer = load_tokenizer(Path(data_dir) / "tokenizer")
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)

@@ -1,0 +1,32 @@
+"""Every shipped config validates and plans its DAG (a dry run: nothing is loaded from a hub)."""
+import re
+
+import pytest
+
+from ard import config as ard_config
+from helpers import REPO, snakemake
+
+CONFIGS = sorted((REPO / "config").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_plans_every_variant(tmp_path, path):
+    # A --configfile overlays config/default.yaml, as on the command line.
+    config = ard_config.load(path) if path.stem == "default" else None
+    result = snakemake(tmp_path, path, "-n")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", (result.stdout + result.stderr).split("Job stats:")[1], flags=re.M))
+    resolved = ard_config.load(tmp_path / ard_config.yaml.safe_load(path.read_text()).get("outdir", "results") / "config.yaml")
+    variants = ard_config.variants(resolved)
+    assert int(jobs["evaluate"]) == len(variants) * len(resolved["evaluation"]["suites"])
+    assert int(jobs.get("restore", 0)) == sum(restore != "none" for _, restore in variants)
+    if config is not None:
+        assert resolved == config
+
+
+def test_matrix_lists_every_scaling_and_restore(tmp_path):
+    result = snakemake(tmp_path, REPO / "config" / "matrix.yaml", "-n")
+    planned = set(re.findall(r"wildcards: scaling=([\w.-]+), restore=([\w.+-]+)", result.stdout + result.stderr))
+    scalings = {f"{kind}-4x" for kind in ("linear", "dynamic", "yarn", "longrope", "llama3", "abf")}
+    restores = {"linearard", "cpt", "longred", "logits_kd", "linearard+cpt"}
+    assert {(s, r) for s in scalings for r in restores} <= planned
