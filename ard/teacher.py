@@ -5,7 +5,6 @@ The pretraining mix holds ordinary text windows and, for a share of them, synthe
 retrieval skill inside its native window that the long-context suites can then measure beyond it.
 """
 import argparse
-import math
 import random
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from ard import config as ard_config
 from ard import episodes
 from ard.data import load_tokenizer
 from ard.io import atomic_dir, write_json
+from ard.restore_methods.training import lr_factor
 from ard.runtime import setup, stage_main
 
 TRAINING_INFO = "training.json"
@@ -83,13 +83,6 @@ class PretrainBatches:
         return batch[:, :-1], batch[:, 1:]
 
 
-def lr_at(step, peak, warmup, total):
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
-
-
 @torch.no_grad()
 def passkey_accuracy(model, tokenizer, tokens, seq_len, n, seed, device):
     """Greedy retrieval accuracy on held-out single-needle episodes inside the native window."""
@@ -147,7 +140,7 @@ def pretrain(config, data_dir, out):
     model.train()
     while step < recipe["max_steps"] and time.monotonic() < deadline:
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, recipe["lr"], recipe["warmup_steps"], recipe["max_steps"])
+            group["lr"] = recipe["lr"] * lr_factor(step, recipe["max_steps"], recipe["warmup_steps"], min_ratio=0.1)
         inputs, targets = batches.next(recipe["batch_size"])
         with autocast:
             loss_tensor = lm_loss(model, inputs.to(device), targets.to(device))
