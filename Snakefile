@@ -17,4 +17,5 @@ rule all:
     input:
         L.summary_csv,
         L.summary_md,
+        L.plots,
     default_target: True

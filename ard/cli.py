@@ -12,6 +12,7 @@ STAGES = {
     "evaluate": "ard.evaluate",
     "stage-eval-data": "ard.stage_eval_data",
     "report": "ard.report",
+    "plots": "ard.plots",
 }
 
 

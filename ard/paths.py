@@ -54,5 +54,9 @@ class Layout:
         return self.root / "summary.md"
 
     @property
+    def plots(self):
+        return self.root / "plots"
+
+    @property
     def resolved_config(self):
         return self.root / "config.yaml"

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from ard import plots
 from helpers import REPO, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -42,6 +43,7 @@ def test_summary_has_every_variant_task_and_length(finished_run):
     linearard = summary[summary.variant == "linear-2x/linearard"]
     assert (linearard.train_tokens > 0).all()
     assert (workdir / "results" / "summary.md").read_text().count("linear-2x/linearard") >= 1
+    assert sorted(p.name for p in (workdir / "results" / "plots").iterdir()) == sorted(plots.FIGURES)
 
 
 def test_rerun_right_after_does_nothing(finished_run):
@@ -59,6 +61,6 @@ def test_changing_a_restore_hyperparameter_reruns_only_that_branch(finished_run)
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = _planned_jobs(result.stdout + result.stderr)
     suites = yaml.safe_load((workdir / "results" / "config.yaml").read_text())["evaluation"]["suites"]
-    assert jobs.pop("restore") == 1 and jobs.pop("report") == 1 and jobs.pop("all") == 1
+    assert jobs.pop("restore") == 1 and jobs.pop("report") == 1 and jobs.pop("plots") == 1 and jobs.pop("all") == 1
     assert jobs.pop("evaluate") == len(suites)  # the changed variant only, once per suite
     assert jobs == {}, f"unexpected jobs rerun: {jobs}"

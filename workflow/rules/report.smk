@@ -12,3 +12,16 @@ rule report:
         benchmark_path("report", "report")
     shell:
         "{ARD} report --config {CONFIG} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+
+
+rule plots:
+    input:
+        L.summary_csv,
+    output:
+        directory(L.plots),
+    log:
+        log_path("report", "plots"),
+    benchmark:
+        benchmark_path("report", "plots")
+    shell:
+        "{ARD} plots --summary {input} --out {output} > {log} 2>&1"

@@ -1,0 +1,103 @@
+"""Stage `plots`: figures drawn from a summary.csv (the report stage's output), one PNG each.
+
+  short_recovery.png     short-text recovery vs native (bits/byte and the short-suite average), per variant
+  recovery_vs_tokens.png bits/byte recovery against the restore's training tokens (the token-cost view)
+  by_length.png          perplexity-by-length and the RULER / LongBench averages, per context length
+
+Reads only the CSV, so it also redraws a committed table (e.g. docs/results/gpu-demo/summary.csv).
+"""
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from ard.io import atomic_dir
+from ard.runtime import stage_main
+
+HEADLINE = ("ard_ppl", "bits_per_byte")
+SHORT_AVERAGE = ("short_avg", "score")
+BY_LENGTH = [  # (suite, task, metric, axis label)
+    ("ppl", "ard_ppl_window", "bits_per_byte", "bits/byte (lower is better)"),
+    ("ruler", "ruler_avg", "score", "RULER-style average"),
+    ("longbench", "longbench_avg", "score", "LongBench-style average"),
+]
+FIGURES = ("short_recovery.png", "recovery_vs_tokens.png", "by_length.png")
+
+
+def select(summary, task, metric, suite=None):
+    rows = summary[(summary.task == task) & (summary.metric == metric)]
+    return rows if suite is None else rows[rows.suite == suite]
+
+
+def short_recovery(summary, axes):
+    restored = summary[summary.restore != "none"].variant.unique().tolist()
+    variants = [v for v in summary.variant.unique() if v != "native/none" and (v.endswith("/none") or v in restored)]
+    for ax, (task, metric) in zip(axes, (HEADLINE, SHORT_AVERAGE)):
+        rows = select(summary, task, metric, "short").set_index("variant").reindex(variants)
+        ax.barh(range(len(variants)), rows.recovery_vs_native_pct.to_numpy(), color="tab:blue")
+        ax.axvline(100, color="black", linewidth=0.8)
+        ax.set_yticks(range(len(variants)), variants, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"{task} {metric}: % of native")
+
+
+def recovery_vs_tokens(summary, ax):
+    rows = select(summary, *HEADLINE, "short")
+    rows = rows[rows.restore != "none"]
+    for restore, group in rows.groupby("restore"):
+        ax.scatter(group.train_tokens.clip(lower=1), group.recovery_vs_native_pct, label=restore)
+    for scaling, value in select(summary, *HEADLINE, "short").query("restore == 'none' and scaling != 'native'")[
+        ["scaling", "recovery_vs_native_pct"]
+    ].itertuples(index=False):
+        ax.axhline(value, color="grey", linewidth=0.6, linestyle=":")
+    ax.axhline(100, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("restore training tokens")
+    ax.set_ylabel("bits/byte: % of native (dotted: unrestored)")
+    ax.legend(fontsize=7)
+
+
+def by_length(summary, axes):
+    for ax, (suite, task, metric, label) in zip(axes, BY_LENGTH):
+        rows = select(summary, task, metric, suite).dropna(subset=["context_length"])
+        for variant, group in rows.groupby("variant", sort=False):
+            group = group.sort_values("context_length")
+            ax.plot(group.context_length, group.value, marker="o", markersize=3, label=variant)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("context length (tokens)")
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=6)
+
+
+def draw(summary, out_dir):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if summary.empty:
+        raise ValueError("the summary holds no rows")
+    title = f"{summary.experiment.iloc[0]} (config {summary.config_sha.iloc[0]}, git {summary.git_commit.iloc[0]})"
+    with atomic_dir(out_dir) as tmp:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 0.35 * summary.variant.nunique() + 2), layout="constrained")
+        short_recovery(summary, axes)
+        fig.suptitle(title, fontsize=9)
+        fig.savefig(tmp / FIGURES[0], dpi=120)
+        fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
+        recovery_vs_tokens(summary, ax)
+        fig.suptitle(title, fontsize=9)
+        fig.savefig(tmp / FIGURES[1], dpi=120)
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), layout="constrained")
+        by_length(summary, axes)
+        fig.suptitle(title, fontsize=9)
+        fig.savefig(tmp / FIGURES[2], dpi=120)
+        plt.close("all")
+
+
+@stage_main
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="ard plots", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--summary", required=True, help="summary.csv written by the report stage")
+    parser.add_argument("--out", required=True, help="directory to write the PNG files into (replaced as a whole)")
+    args = parser.parse_args(argv)
+    draw(pd.read_csv(args.summary), Path(args.out))

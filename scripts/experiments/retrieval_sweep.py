@@ -1,0 +1,256 @@
+"""The teacher-retrieval experiment behind docs/teacher-retrieval.md (run on one GPU, ~2.5 min per sweep).
+
+Trains the embedded default's teacher shape (hidden 128, 4 heads / 2 kv heads, native 256, batch 16) under
+many pretraining curricula, 16 at a time, and probes each for the retrieval skill: greedy pass-key accuracy
+(exact and first digit) on held-out single-needle episodes, the loss on a repeated corpus span (an
+induction probe) and the mean loss on answer tokens. Needs results/data from `ard data`.
+    PYTHONPATH=. python scripts/experiments/retrieval_sweep.py SWEEP OUT.jsonl    # SWEEP: one of SWEEPS
+Curriculum knobs (fractions of the batch): episodes (ard.teacher's episode, up to `needles` needles),
+repeat (a span repeated; random=True: random vocabulary tokens, "digits": random digits), pure (a window
+of random tokens, then the same again), dense (back-to-back short single-needle episodes, gaps up to
+`gap`); w weights the answer tokens in the loss; untied unties the embeddings; words uses two-word
+values instead of five digits.
+"""
+import json, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+import numpy as np
+import torch
+
+from ard import episodes, teacher
+from ard.data import load_tokenizer
+from ard.restore_methods.training import lr_factor
+
+DATA = Path("results/data")
+
+
+class Batches(teacher.PretrainBatches):
+    def __init__(self, *a, repeat_fraction=0.0, max_needles=3, random_tokens=False, pure_fraction=0.0, answer_weight=1.0, dense_fraction=0.0, gap=16, **k):
+        super().__init__(*a, **k)
+        self.repeat_fraction, self.max_needles = repeat_fraction, max_needles
+        self.random_tokens = random_tokens
+        self.pure_fraction, self.answer_weight = pure_fraction, answer_weight
+        self.dense_fraction, self.gap = dense_fraction, gap
+        self.digit_tokens = [self.encode(d)[0] for d in '0123456789']
+
+    def random_repeat(self):
+        n = self.rng.randint(8, self.seq_len // 2)
+        alphabet = self.digit_tokens if self.random_tokens == "digits" else range(100, 4000)
+        span = [self.rng.choice(alphabet) for _ in range(n)]
+        hay = self.window(self.seq_len + 1 - 2 * n)
+        return (span + hay[: len(hay) // 2] + span + hay[len(hay) // 2:])[: self.seq_len + 1]
+
+    def repeat(self):
+        if self.random_tokens:
+            return self.random_repeat()
+        # A corpus span then the same span again: the second copy is predictable only by copying.
+        n = self.rng.randint(8, self.seq_len // 4)
+        span = self.window(n)
+        hay = self.window(self.seq_len + 1 - 2 * n)
+        cut = self.rng.randrange(0, len(hay) // 2 + 1)
+        cut2 = self.rng.randrange(cut, len(hay) + 1)
+        return (hay[:cut] + span + hay[cut:cut2] + span + hay[cut2:])[: self.seq_len + 1]
+
+    def episode(self):
+        pairs = [(episodes.make_key(self.rng), episodes.make_value(self.rng)) for _ in range(self.rng.randint(1, self.max_needles))]
+        pairs = list({key: (key, value) for key, value in pairs}.values())
+        needles = [self.encode(episodes.needle_text(k, v)) for k, v in pairs]
+        asked = self.rng.sample(pairs, self.rng.randint(1, len(pairs)))
+        tail, marks = [], []
+        for k, v in asked:
+            q, a = self.encode(episodes.question_text(k)), self.encode(episodes.answer_text(v))
+            tail += q + a; marks += [0] * len(q) + [1] * len(a)
+        self.last_marks = marks
+        hay_length = self.seq_len + 1 - len(tail) - sum(map(len, needles))
+        if hay_length < 8:
+            self.last_marks = []
+            return self.window(self.seq_len + 1)
+        hay = self.window(hay_length)
+        cut_points = sorted(self.rng.randrange(0, int(len(hay) * 0.8) + 1) for _ in needles)
+        sequence, previous = [], 0
+        for cut, needle in zip(cut_points, needles):
+            sequence += hay[previous:cut] + needle
+            previous = cut
+        return sequence + hay[previous:] + tail
+
+    def dense(self):
+        """Back-to-back mini-episodes: hay, one needle, hay, its question and answer; answers marked."""
+        sequence, marks = [], []
+        while True:
+            key, value = episodes.make_key(self.rng), episodes.make_value(self.rng)
+            needle = self.encode(episodes.needle_text(key, value))
+            q, a = self.encode(episodes.question_text(key)), self.encode(episodes.answer_text(value))
+            h1, h2 = self.rng.randint(0, self.gap), self.rng.randint(0, self.gap)
+            part = self.window(h1) + needle + self.window(h2) + q + a if h1 and h2 else needle + q + a
+            if len(sequence) + len(part) > self.seq_len + 1:
+                break
+            sequence += part
+            marks += [0] * (len(part) - len(a)) + [1] * len(a)
+        rest = self.seq_len + 1 - len(sequence)
+        self.last_marks = marks + [0] * rest
+        return sequence + self.window(rest) if rest else sequence
+
+    def next(self, batch_size):
+        rows, weights = [], []
+        for _ in range(batch_size):
+            u = self.rng.random()
+            w = [1.0] * (self.seq_len + 1)
+            if u < self.pure_fraction:
+                span = [self.rng.randrange(100, 4000) for _ in range((self.seq_len + 1) // 2 + 1)]
+                rows.append((span + span)[: self.seq_len + 1])
+            elif u < self.pure_fraction + self.dense_fraction:
+                rows.append(self.dense())
+                w = [1.0 + (self.answer_weight - 1) * m for m in self.last_marks]
+            elif u < self.pure_fraction + self.dense_fraction + self.retrieval_fraction:
+                rows.append(self.episode())
+                for i, m in enumerate(reversed(self.last_marks[: self.seq_len + 1])):
+                    if m: w[-1 - i] = self.answer_weight
+            elif u < self.retrieval_fraction + self.repeat_fraction:
+                rows.append(self.repeat())
+            else:
+                rows.append(self.window(self.seq_len + 1))
+            weights.append(w)
+        b = torch.tensor(rows, dtype=torch.long)
+        return b[:, :-1], b[:, 1:], torch.tensor(weights)[:, 1:]
+
+
+@torch.no_grad()
+def passkey_probe(model, tok, val, n, device):
+    """(exact, first digit right) greedy accuracy, single needle in the first half of a native window."""
+    sampler = teacher.PretrainBatches(val, tok, 256, 1.0, 11)
+    exact = first = 0
+    for _ in range(n):
+        key, value = episodes.make_key(sampler.rng), episodes.make_value(sampler.rng)
+        needle = sampler.encode(episodes.needle_text(key, value)); question = sampler.encode(episodes.question_text(key))
+        hay = sampler.window(256 - len(needle) - len(question) - 7)
+        cut = sampler.rng.randrange(0, len(hay) // 2)
+        prompt = torch.tensor([hay[:cut] + needle + hay[cut:] + question], device=device)
+        out = model.generate(prompt, max_new_tokens=7, do_sample=False, pad_token_id=tok.eos_token_id)
+        text = tok.decode(out[0, prompt.shape[1]:]).strip()
+        exact += text.startswith(value); first += text[:1] == value[0]
+    return exact / n, first / n
+
+
+@torch.no_grad()
+def copy_loss(model, train, tok, device):
+    """Mean loss on the second copy of a 64-token corpus span (a pure induction probe)."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for _ in range(16):
+        s = rng.integers(0, len(train) - 200); t = rng.integers(0, len(train) - 200)
+        rows.append(list(train[s:s+64]) + list(train[t:t+64]) + list(train[s:s+64]))
+    x = torch.tensor(np.array(rows, dtype=np.int64), device=device)
+    lp = torch.log_softmax(model(x).logits[:, :-1].float(), -1)
+    nll = -lp.gather(-1, x[:, 1:, None])[..., 0]
+    return round(float(nll[:, 129:].mean()), 3), round(float(nll[:, 1:64].mean()), 3)
+
+
+def run(spec):
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    device = torch.device("cuda")
+    tok = load_tokenizer(DATA / "tokenizer")
+    train = np.load(DATA / "tokens" / "train.npy"); val = np.load(DATA / "tokens" / "val.npy")
+    arch = dict(hidden_size=spec.get("hidden", 128), num_hidden_layers=spec.get("layers", 4), num_attention_heads=4,
+                num_key_value_heads=2, intermediate_size=3 * spec.get("hidden", 128), max_position_embeddings=256, rope_theta=10000.0)
+    config = {"teacher": {"architecture": arch}}
+    from transformers import LlamaForCausalLM
+    model_config = teacher.build_model_config(config, tok)
+    model_config.tie_word_embeddings = not spec.get("untied", False)
+    if spec.get("words"):
+        vocabulary = "apple bread candle daisy ember fiddle garnet hammer iris jasper kettle lemon marble needle orchid pepper quartz ribbon saffron tulip umber violet walnut yarrow zinnia anchor basket copper dragon engine".split()
+        episodes.make_value = lambda rng, digits=5: f"{rng.choice(vocabulary)} {rng.choice(vocabulary)}"
+    model = LlamaForCausalLM(model_config).to(device)
+    lr, steps = spec["lr"], spec["steps"]
+    decay = [p for p in model.parameters() if p.ndim >= 2]; nod = [p for p in model.parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": nod, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
+    b = Batches(train, tok, 256, spec["episodes"], 0, repeat_fraction=spec["repeat"], max_needles=spec["needles"], random_tokens=spec.get("random", False), pure_fraction=spec.get("pure", 0.0), answer_weight=spec.get("w", 1.0), dense_fraction=spec.get("dense", 0.0), gap=spec.get("gap", 16))
+    t0 = time.time(); curve = {}; answer_nll = []
+    model.train()
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = lr * (lr_factor(step, steps, 20, min_ratio=0.1) if not spec.get("constant") else min(1, (step + 1) / 20))
+        x, y, wt = b.next(16)
+        logits = model(input_ids=x.to(device)).logits
+        nll = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.to(device).flatten(), reduction="none")
+        wt = wt.to(device).flatten()
+        loss = (nll * wt).sum() / wt.sum()
+        answer = wt > 1
+        if answer.any():
+            answer_nll.append(float(nll[answer].mean()))
+        opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step()
+        if (step + 1) in spec.get("probe_at", ()):
+            model.eval(); curve[step + 1] = (passkey_probe(model, tok, val, 40, device), copy_loss(model, val, tok, device), round(float(loss), 3), round(float(np.mean(answer_nll[-50:])) if answer_nll else -1, 3)); model.train()
+    model.eval()
+    res = dict(spec, probe_at=None, curve=curve, acc=passkey_probe(model, tok, val, 100, device),
+               val_loss=round(teacher.validation_loss(model, val, 256, device), 3), sec=round(time.time() - t0, 1))
+    print(json.dumps(res), flush=True)
+    return res
+
+
+def sweeps():
+    P = (150, 300, 450, 600, 900)
+    plain = dict(steps=1200, probe_at=P, constant=True, lr=2e-3, repeat=0.0, needles=1, episodes=0.0)
+    dense = dict(plain, w=1.0001, dense=0.5, gap=16)
+    table = {"mix": [], "copy": [], "weights": [], "dense": [], "embeddings": []}
+    for layers in (4, 2):
+        table["mix"] += [
+            dict(plain, episodes=0.5, layers=layers),
+            dict(plain, episodes=0.5, repeat=0.25, random=True, layers=layers),
+            dict(plain, episodes=0.5, repeat=0.25, random="digits", layers=layers),
+            dict(plain, episodes=0.9, layers=layers),
+            dict(plain, episodes=0.4, repeat=0.4, needles=2, random=True, layers=layers),
+            dict(plain, episodes=0.5, repeat=0.25, random=True, layers=layers, lr=5e-3),
+            dict(plain, episodes=0.5, repeat=0.25, random=True, layers=layers, lr=1e-3),
+            dict(plain, episodes=0.25, repeat=0.25, needles=3, random=True, layers=layers),
+        ]
+        table["weights"] += [
+            dict(plain, episodes=0.5, pure=0.25, layers=layers),
+            dict(plain, episodes=0.4, pure=0.5, layers=layers),
+            dict(plain, episodes=0.5, w=10, layers=layers),
+            dict(plain, episodes=0.5, w=30, layers=layers),
+            dict(plain, episodes=0.4, pure=0.25, w=10, layers=layers),
+            dict(plain, episodes=0.4, pure=0.25, w=10, layers=layers, lr=1e-3),
+            dict(plain, episodes=0.25, pure=0.25, w=10, needles=3, layers=layers),
+            dict(plain, episodes=0.8, w=10, layers=layers),
+        ]
+        table["dense"] += [
+            dict(dense, layers=layers),
+            dict(dense, gap=48, layers=layers),
+            dict(dense, w=5, layers=layers),
+            dict(dense, dense=0.3, episodes=0.2, gap=32, layers=layers),
+            dict(dense, dense=0.8, layers=layers),
+            dict(dense, layers=layers, lr=1e-3),
+            dict(dense, layers=layers, lr=4e-3),
+            dict(dense, dense=0.4, pure=0.2, layers=layers),
+        ]
+        table["embeddings"] += [
+            dict(dense, untied=True, layers=layers),
+            dict(dense, untied=True, dense=0.3, episodes=0.2, gap=32, layers=layers),
+            dict(dense, untied=True, dense=0.0, episodes=0.5, layers=layers),
+            dict(dense, words=True, layers=layers),
+            dict(dense, words=True, untied=True, layers=layers),
+            dict(dense, words=True, dense=0.3, episodes=0.2, gap=32, layers=layers),
+            dict(dense, untied=True, layers=layers, lr=1e-3),
+            dict(dense, untied=True, layers=layers, pure=0.2, dense=0.4),
+        ]
+    long = dict(steps=3000, probe_at=tuple(range(250, 3001, 250)), constant=True, lr=1e-3, needles=3)
+    table["copy"] = [
+        dict(long, episodes=0.0, repeat=1.0, needles=1, random=True, layers=2, constant=False),
+        dict(long, episodes=0.0, repeat=1.0, needles=1, random=True, constant=False),
+        dict(long, episodes=0.25, repeat=0.5, random=True),
+        dict(long, episodes=0.25, repeat=0.5, random=True, lr=3e-3),
+        dict(long, episodes=0.25, repeat=0.5),
+        dict(long, episodes=0.5, repeat=0.0),
+        dict(long, episodes=0.25, repeat=0.0, lr=3e-3, hidden=256),
+        dict(long, episodes=0.25, repeat=0.5, random=True, hidden=256),
+    ]
+    return table
+
+
+if __name__ == "__main__":
+    specs = sweeps()[sys.argv[1]]
+    torch.multiprocessing.set_start_method("spawn")
+    with ProcessPoolExecutor(16) as pool:
+        results = list(pool.map(run, specs))
+    Path(sys.argv[2]).write_text("\n".join(json.dumps(r) for r in results))

@@ -1,0 +1,54 @@
+"""The plots stage, on the committed GPU-demo table: the figures are written and show the table's numbers."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+from ard import plots
+from ard.config import REPO_ROOT
+from helpers import ard
+
+GPU_DEMO = REPO_ROOT / "docs" / "results" / "gpu-demo" / "summary.csv"
+
+
+@pytest.fixture(scope="module")
+def summary():
+    return pd.read_csv(GPU_DEMO)
+
+
+def test_writes_every_figure_as_png(summary, tmp_path):
+    plots.draw(summary, tmp_path / "plots")
+    for name in plots.FIGURES:
+        data = (tmp_path / "plots" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_short_recovery_bars_are_the_table_values(summary):
+    fig, axes = plt.subplots(1, 2)
+    plots.short_recovery(summary, axes)
+    rows = summary[(summary.task == "ard_ppl") & (summary.metric == "bits_per_byte")].set_index("variant")
+    labels = [tick.get_text() for tick in axes[0].get_yticklabels()]
+    widths = [bar.get_width() for bar in axes[0].patches]
+    assert "native/none" not in labels and "linear-8x/none" in labels and len(labels) == 6
+    assert widths == pytest.approx(rows.loc[labels, "recovery_vs_native_pct"].tolist())
+    plt.close(fig)
+
+
+def test_by_length_has_one_line_per_variant_and_length(summary):
+    fig, axes = plt.subplots(1, 3)
+    plots.by_length(summary, axes)
+    for ax in axes:
+        assert len(ax.get_lines()) == summary.variant.nunique()
+        assert all(list(line.get_xdata()) == [512, 1024, 2048, 4096] for line in ax.get_lines())
+    plt.close(fig)
+
+
+def test_empty_summary_is_an_error_and_leaves_nothing(tmp_path):
+    empty = tmp_path / "summary.csv"
+    pd.read_csv(GPU_DEMO).head(0).to_csv(empty, index=False)
+    result = ard("plots", "--summary", str(empty), "--out", str(tmp_path / "plots"))
+    assert result.returncode != 0
+    assert "no rows" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "plots").exists()
