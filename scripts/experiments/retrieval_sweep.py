@@ -180,7 +180,9 @@ def run(spec):
             answer_nll.append(float(nll[answer].mean()))
         opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step()
         if (step + 1) in spec.get("probe_at", ()):
-            model.eval(); curve[step + 1] = (passkey_probe(model, tok, val, 40, device), copy_loss(model, val, tok, device), round(float(loss), 3), round(float(np.mean(answer_nll[-50:])) if answer_nll else -1, 3)); model.train()
+            model.eval(); curve[step + 1] = (passkey_probe(model, tok, val, 40, device), copy_loss(model, val, tok, device), round(float(loss), 3), round(float(np.mean(answer_nll[-50:])) if answer_nll else -1, 3))
+            print(json.dumps({"probe": step + 1, **{k: spec.get(k) for k in ("name",)}, "at": curve[step + 1]}), flush=True)
+            model.train()
     model.eval()
     res = dict(spec, probe_at=None, curve=curve, acc=passkey_probe(model, tok, val, 100, device),
                val_loss=round(teacher.validation_loss(model, val, 256, device), 3), sec=round(time.time() - t0, 1))
@@ -245,12 +247,23 @@ def sweeps():
         dict(long, episodes=0.25, repeat=0.0, lr=3e-3, hidden=256),
         dict(long, episodes=0.25, repeat=0.5, random=True, hidden=256),
     ]
+    budget = dict(steps=8000, probe_at=tuple(range(1000, 8001, 1000)), constant=True, lr=2e-3, w=1.0001, episodes=0.0, repeat=0.0)
+    table["budget"] = [
+        dict(budget, name="h128-4L-ep25-n3", episodes=0.25, needles=3),
+        dict(budget, name="h128-4L-ep50-n1", episodes=0.5, needles=1),
+        dict(budget, name="h128-4L-dense50", dense=0.5, gap=16, needles=1),
+        dict(budget, name="h256-4L-ep25-n3", episodes=0.25, needles=3, hidden=256),
+        dict(budget, name="h256-4L-ep50-n1", episodes=0.5, needles=1, hidden=256),
+        dict(budget, name="h256-4L-dense50", dense=0.5, gap=16, needles=1, hidden=256),
+        dict(budget, name="h128-2L-ep50-n1", episodes=0.5, needles=1, layers=2),
+        dict(budget, name="h256-4L-ep25-rep25", episodes=0.25, needles=3, repeat=0.25, hidden=256),
+    ]
     return table
 
 
 if __name__ == "__main__":
     specs = sweeps()[sys.argv[1]]
     torch.multiprocessing.set_start_method("spawn")
-    with ProcessPoolExecutor(16) as pool:
+    with ProcessPoolExecutor(len(specs)) as pool:
         results = list(pool.map(run, specs))
     Path(sys.argv[2]).write_text("\n".join(json.dumps(r) for r in results))
