@@ -44,7 +44,15 @@ def build_model_config(config, tokenizer):
 
 
 class PretrainBatches:
-    """Random windows of the training tokens; a share of them rewritten into retrieval episodes."""
+    """Random windows of the training tokens; a share of them rewritten into retrieval episodes.
+
+    Each batch also carries a mask of the answer tokens (the retrieval targets), so that training can
+    report their loss: it stays at the no-copy level until the retrieval skill forms, then falls steeply.
+    """
+
+    max_needles = 3
+    # An episode whose haystack would be shorter than this share of the window is replaced by plain text.
+    min_haystack_fraction = 0.5
 
     def __init__(self, tokens, tokenizer, seq_len, retrieval_fraction, seed):
         self.tokens, self.seq_len, self.retrieval_fraction = tokens, seq_len, retrieval_fraction
@@ -55,32 +63,39 @@ class PretrainBatches:
         start = self.rng.randrange(0, len(self.tokens) - length)
         return self.tokens[start : start + length].tolist()
 
+    def plain(self):
+        return self.window(self.seq_len + 1), [False] * (self.seq_len + 1)
+
     def episode(self):
         """Needles at random places in a haystack, then questions about some of them, each answered."""
-        pairs = [(episodes.make_key(self.rng), episodes.make_value(self.rng)) for _ in range(self.rng.randint(1, 3))]
+        pairs = [(episodes.make_key(self.rng), episodes.make_value(self.rng)) for _ in range(self.rng.randint(1, self.max_needles))]
         pairs = list({key: (key, value) for key, value in pairs}.values())
         needles = [self.encode(episodes.needle_text(k, v)) for k, v in pairs]
-        asked = self.rng.sample(pairs, self.rng.randint(1, len(pairs)))
-        tail = [t for k, v in asked for t in self.encode(episodes.question_text(k)) + self.encode(episodes.answer_text(v))]
+        tail, tail_answers = [], []
+        for key, value in self.rng.sample(pairs, self.rng.randint(1, len(pairs))):
+            question, answer = self.encode(episodes.question_text(key)), self.encode(episodes.answer_text(value))
+            tail += question + answer
+            tail_answers += [False] * len(question) + [True] * len(answer)
         hay_length = self.seq_len + 1 - len(tail) - sum(map(len, needles))
-        if hay_length < self.seq_len // 2:
-            # A window too short to hold the episode with room to spare for a haystack: plain text instead.
-            return self.window(self.seq_len + 1)
+        if hay_length < max(2, int(self.seq_len * self.min_haystack_fraction)):
+            return self.plain()
         hay = self.window(hay_length)
         cut_points = sorted(self.rng.randrange(0, int(len(hay) * 0.8) + 1) for _ in needles)
         sequence, previous = [], 0
         for cut, needle in zip(cut_points, needles):
             sequence += hay[previous:cut] + needle
             previous = cut
-        return sequence + hay[previous:] + tail
+        sequence += hay[previous:]
+        return sequence + tail, [False] * len(sequence) + tail_answers
+
+    def sample(self):
+        return self.episode() if self.rng.random() < self.retrieval_fraction else self.plain()
 
     def next(self, batch_size):
-        rows = [
-            self.episode() if self.rng.random() < self.retrieval_fraction else self.window(self.seq_len + 1)
-            for _ in range(batch_size)
-        ]
+        """(inputs, targets, answer mask over the targets), each [batch, seq_len]."""
+        rows, answers = zip(*(self.sample() for _ in range(batch_size)))
         batch = torch.tensor(rows, dtype=torch.long)
-        return batch[:, :-1], batch[:, 1:]
+        return batch[:, :-1], batch[:, 1:], torch.tensor(answers)[:, 1:]
 
 
 @torch.no_grad()
@@ -111,9 +126,13 @@ def validation_loss(model, tokens, seq_len, device, batches=8, batch_size=8):
     return float(torch.stack(losses).mean())
 
 
-def lm_loss(model, inputs, targets):
+def token_losses(model, inputs, targets):
     logits = model(input_ids=inputs).logits
-    return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+    return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none").view_as(targets)
+
+
+def lm_loss(model, inputs, targets):
+    return token_losses(model, inputs, targets).mean()
 
 
 def pretrain(config, data_dir, out):
@@ -135,22 +154,25 @@ def pretrain(config, data_dir, out):
     batches = PretrainBatches(train_tokens, tokenizer, seq_len, recipe["retrieval_fraction"], config["seed"])
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe["dtype"] == "bfloat16")
     deadline = time.monotonic() + 60 * recipe["max_minutes"]
-    started, step, loss = time.monotonic(), 0, float("nan")
+    started, step, loss, answer_losses = time.monotonic(), 0, float("nan"), []
     progress = tqdm(total=recipe["max_steps"], desc="pretrain teacher", unit="step")
     model.train()
     while step < recipe["max_steps"] and time.monotonic() < deadline:
         for group in optimizer.param_groups:
             group["lr"] = recipe["lr"] * lr_factor(step, recipe["max_steps"], recipe["warmup_steps"], min_ratio=0.1)
-        inputs, targets = batches.next(recipe["batch_size"])
+        inputs, targets, answers = batches.next(recipe["batch_size"])
         with autocast:
-            loss_tensor = lm_loss(model, inputs.to(device), targets.to(device))
+            losses = token_losses(model, inputs.to(device), targets.to(device))
+        loss_tensor, answers = losses.mean(), answers.to(device)
         optimizer.zero_grad(set_to_none=True)
         loss_tensor.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         step, loss = step + 1, float(loss_tensor)
+        if answers.any():
+            answer_losses.append(float(losses.detach()[answers].mean()))
         progress.update(1)
-        progress.set_postfix(loss=f"{loss:.3f}")
+        progress.set_postfix(loss=f"{loss:.3f}", answer_loss=f"{np.mean(answer_losses[-20:]):.3f}" if answer_losses else "-")
     progress.close()
     wall = time.monotonic() - started
     model.eval()
@@ -161,6 +183,8 @@ def pretrain(config, data_dir, out):
         "train_tokens": step * recipe["batch_size"] * seq_len,
         "wall_seconds": round(wall, 1),
         "final_train_loss": loss,
+        # Mean loss on episode answer tokens over the last 20 steps that had one (None: no episodes).
+        "final_answer_loss": float(np.mean(answer_losses[-20:])) if answer_losses else None,
         "val_loss": validation_loss(model, val_tokens, seq_len, device),
         "val_passkey_accuracy": passkey_accuracy(model, tokenizer, val_tokens, seq_len, 50, config["seed"] + 1, device),
         "parameters": sum(p.numel() for p in model.parameters()),

@@ -28,6 +28,7 @@ class Batches(teacher.PretrainBatches):
     def __init__(self, *a, repeat_fraction=0.0, max_needles=3, random_tokens=False, pure_fraction=0.0, answer_weight=1.0, dense_fraction=0.0, gap=16, **k):
         super().__init__(*a, **k)
         self.repeat_fraction, self.max_needles = repeat_fraction, max_needles
+        self.min_haystack_fraction = 8 / self.seq_len  # keep episodes down to an 8-token haystack
         self.random_tokens = random_tokens
         self.pure_fraction, self.answer_weight = pure_fraction, answer_weight
         self.dense_fraction, self.gap = dense_fraction, gap
@@ -51,31 +52,9 @@ class Batches(teacher.PretrainBatches):
         cut2 = self.rng.randrange(cut, len(hay) + 1)
         return (hay[:cut] + span + hay[cut:cut2] + span + hay[cut2:])[: self.seq_len + 1]
 
-    def episode(self):
-        pairs = [(episodes.make_key(self.rng), episodes.make_value(self.rng)) for _ in range(self.rng.randint(1, self.max_needles))]
-        pairs = list({key: (key, value) for key, value in pairs}.values())
-        needles = [self.encode(episodes.needle_text(k, v)) for k, v in pairs]
-        asked = self.rng.sample(pairs, self.rng.randint(1, len(pairs)))
-        tail, marks = [], []
-        for k, v in asked:
-            q, a = self.encode(episodes.question_text(k)), self.encode(episodes.answer_text(v))
-            tail += q + a; marks += [0] * len(q) + [1] * len(a)
-        self.last_marks = marks
-        hay_length = self.seq_len + 1 - len(tail) - sum(map(len, needles))
-        if hay_length < 8:
-            self.last_marks = []
-            return self.window(self.seq_len + 1)
-        hay = self.window(hay_length)
-        cut_points = sorted(self.rng.randrange(0, int(len(hay) * 0.8) + 1) for _ in needles)
-        sequence, previous = [], 0
-        for cut, needle in zip(cut_points, needles):
-            sequence += hay[previous:cut] + needle
-            previous = cut
-        return sequence + hay[previous:] + tail
-
     def dense(self):
         """Back-to-back mini-episodes: hay, one needle, hay, its question and answer; answers marked."""
-        sequence, marks = [], []
+        sequence, marks = [], []  # marks: 1 on answer tokens
         while True:
             key, value = episodes.make_key(self.rng), episodes.make_value(self.rng)
             needle = self.encode(episodes.needle_text(key, value))
@@ -87,8 +66,7 @@ class Batches(teacher.PretrainBatches):
             sequence += part
             marks += [0] * (len(part) - len(a)) + [1] * len(a)
         rest = self.seq_len + 1 - len(sequence)
-        self.last_marks = marks + [0] * rest
-        return sequence + self.window(rest) if rest else sequence
+        return (sequence + self.window(rest) if rest else sequence), marks + [0] * rest
 
     def next(self, batch_size):
         rows, weights = [], []
@@ -98,14 +76,11 @@ class Batches(teacher.PretrainBatches):
             if u < self.pure_fraction:
                 span = [self.rng.randrange(100, 4000) for _ in range((self.seq_len + 1) // 2 + 1)]
                 rows.append((span + span)[: self.seq_len + 1])
-            elif u < self.pure_fraction + self.dense_fraction:
-                rows.append(self.dense())
-                w = [1.0 + (self.answer_weight - 1) * m for m in self.last_marks]
             elif u < self.pure_fraction + self.dense_fraction + self.retrieval_fraction:
-                rows.append(self.episode())
-                for i, m in enumerate(reversed(self.last_marks[: self.seq_len + 1])):
-                    if m: w[-1 - i] = self.answer_weight
-            elif u < self.retrieval_fraction + self.repeat_fraction:
+                sequence, answers = self.dense() if u < self.pure_fraction + self.dense_fraction else self.episode()
+                rows.append(sequence)
+                w = [self.answer_weight if answer else 1.0 for answer in answers]
+            elif u < self.pure_fraction + self.dense_fraction + self.retrieval_fraction + self.repeat_fraction:
                 rows.append(self.repeat())
             else:
                 rows.append(self.window(self.seq_len + 1))
