@@ -43,12 +43,9 @@ def short_recovery(summary, axes):
 
 def recovery_vs_tokens(summary, ax):
     rows = select(summary, *HEADLINE, "short")
-    rows = rows[rows.restore != "none"]
-    for restore, group in rows.groupby("restore"):
+    for restore, group in rows[rows.restore != "none"].groupby("restore"):
         ax.scatter(group.train_tokens.clip(lower=1), group.recovery_vs_native_pct, label=restore)
-    for scaling, value in select(summary, *HEADLINE, "short").query("restore == 'none' and scaling != 'native'")[
-        ["scaling", "recovery_vs_native_pct"]
-    ].itertuples(index=False):
+    for value in rows.query("restore == 'none' and scaling != 'native'").recovery_vs_native_pct:
         ax.axhline(value, color="grey", linewidth=0.6, linestyle=":")
     ax.axhline(100, color="black", linewidth=0.8)
     ax.set_xscale("log")
@@ -78,20 +75,18 @@ def draw(summary, out_dir):
     if summary.empty:
         raise ValueError("the summary holds no rows")
     title = f"{summary.experiment.iloc[0]} (config {summary.config_sha.iloc[0]}, git {summary.git_commit.iloc[0]})"
+    layouts = {  # figure -> (drawing function, columns, size)
+        FIGURES[0]: (short_recovery, 2, (11, 0.35 * summary.variant.nunique() + 2)),
+        FIGURES[1]: (recovery_vs_tokens, 1, (6, 4.5)),
+        FIGURES[2]: (by_length, 3, (15, 4.5)),
+    }
     with atomic_dir(out_dir) as tmp:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 0.35 * summary.variant.nunique() + 2), layout="constrained")
-        short_recovery(summary, axes)
-        fig.suptitle(title, fontsize=9)
-        fig.savefig(tmp / FIGURES[0], dpi=120)
-        fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
-        recovery_vs_tokens(summary, ax)
-        fig.suptitle(title, fontsize=9)
-        fig.savefig(tmp / FIGURES[1], dpi=120)
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), layout="constrained")
-        by_length(summary, axes)
-        fig.suptitle(title, fontsize=9)
-        fig.savefig(tmp / FIGURES[2], dpi=120)
-        plt.close("all")
+        for name, (draw_panels, columns, size) in layouts.items():
+            fig, axes = plt.subplots(1, columns, figsize=size, layout="constrained")
+            draw_panels(summary, axes)
+            fig.suptitle(title, fontsize=9)
+            fig.savefig(tmp / name, dpi=120)
+            plt.close(fig)
 
 
 @stage_main

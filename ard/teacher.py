@@ -155,6 +155,8 @@ def pretrain(config, data_dir, out):
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe["dtype"] == "bfloat16")
     deadline = time.monotonic() + 60 * recipe["max_minutes"]
     started, step, loss, answer_losses = time.monotonic(), 0, float("nan"), []
+    # Mean loss on episode answer tokens over the last 20 steps that had one (None: no episodes yet).
+    recent_answer_loss = lambda: float(np.mean(answer_losses[-20:])) if answer_losses else None
     progress = tqdm(total=recipe["max_steps"], desc="pretrain teacher", unit="step")
     model.train()
     while step < recipe["max_steps"] and time.monotonic() < deadline:
@@ -172,7 +174,7 @@ def pretrain(config, data_dir, out):
         if answers.any():
             answer_losses.append(float(losses.detach()[answers].mean()))
         progress.update(1)
-        progress.set_postfix(loss=f"{loss:.3f}", answer_loss=f"{np.mean(answer_losses[-20:]):.3f}" if answer_losses else "-")
+        progress.set_postfix(loss=f"{loss:.3f}", answer_loss=f"{recent_answer_loss():.3f}" if answer_losses else "-")
     progress.close()
     wall = time.monotonic() - started
     model.eval()
@@ -183,8 +185,7 @@ def pretrain(config, data_dir, out):
         "train_tokens": step * recipe["batch_size"] * seq_len,
         "wall_seconds": round(wall, 1),
         "final_train_loss": loss,
-        # Mean loss on episode answer tokens over the last 20 steps that had one (None: no episodes).
-        "final_answer_loss": float(np.mean(answer_losses[-20:])) if answer_losses else None,
+        "final_answer_loss": recent_answer_loss(),
         "val_loss": validation_loss(model, val_tokens, seq_len, device),
         "val_passkey_accuracy": passkey_accuracy(model, tokenizer, val_tokens, seq_len, 50, config["seed"] + 1, device),
         "parameters": sum(p.numel() for p in model.parameters()),
