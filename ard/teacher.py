@@ -161,7 +161,7 @@ def pretrain(config, data_dir, out):
     model.train()
     while step < recipe["max_steps"] and time.monotonic() < deadline:
         for group in optimizer.param_groups:
-            group["lr"] = recipe["lr"] * lr_factor(step, recipe["max_steps"], recipe["warmup_steps"], min_ratio=0.1)
+            group["lr"] = recipe["lr"] * lr_factor(step, recipe["max_steps"], recipe["warmup_steps"], recipe["min_lr_ratio"])
         inputs, targets, answers = batches.next(recipe["batch_size"])
         with autocast:
             losses = token_losses(model, inputs.to(device), targets.to(device))

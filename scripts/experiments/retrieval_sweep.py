@@ -89,21 +89,51 @@ class Batches(teacher.PretrainBatches):
         return b[:, :-1], b[:, 1:], torch.tensor(weights)[:, 1:]
 
 
+# Concrete nouns; a "word" value is one of those that the tokenizer keeps as one token.
+VALUE_WORDS = ("bread lion gold silver sword crown horse rose iron stone lamb wine fire water bird tree ship "
+               "door king queen child apple wolf bear lamp ring seed salt honey milk cloud rain snow wind moon "
+               "star book shield spear arrow bow oak vine fig olive river sea hill field house tent gate wall "
+               "coin cup bowl bone blood eye hand foot heart head mouth tongue").split()
+
+
+def set_values(kind, tok):
+    """Replace the episode value maker: five digits (the default), one digit, or one single-token word."""
+    if kind == "digit1":
+        episodes.make_value = lambda rng, digits=5: rng.choice("0123456789")
+    elif kind == "word1":
+        words = [w for w in VALUE_WORDS if len(tok(" " + w, add_special_tokens=False)["input_ids"]) == 1]
+        episodes.make_value = lambda rng, digits=5: rng.choice(words)
+
+
 @torch.no_grad()
-def passkey_probe(model, tok, val, n, device):
-    """(exact, first digit right) greedy accuracy, single needle in the first half of a native window."""
-    sampler = teacher.PretrainBatches(val, tok, 256, 1.0, 11)
-    exact = first = 0
+def passkey_probe(model, tok, val, n, device, seq_len=256, choices=4):
+    """Single needle in the first half of a native window: greedy (exact, first character) accuracy and the
+    share of episodes where the true value has the highest likelihood among `choices` candidates."""
+    sampler = teacher.PretrainBatches(val, tok, seq_len, 1.0, 11)
+    exact = first = chosen = 0
     for _ in range(n):
-        key, value = episodes.make_key(sampler.rng), episodes.make_value(sampler.rng)
+        key = episodes.make_key(sampler.rng)
+        values = []
+        while len(values) < choices:
+            v = episodes.make_value(sampler.rng)
+            values += [v] if v not in values else []
+        value = values[0]
         needle = sampler.encode(episodes.needle_text(key, value)); question = sampler.encode(episodes.question_text(key))
-        hay = sampler.window(256 - len(needle) - len(question) - 7)
+        hay = sampler.window(seq_len - len(needle) - len(question) - 7)
         cut = sampler.rng.randrange(0, len(hay) // 2)
-        prompt = torch.tensor([hay[:cut] + needle + hay[cut:] + question], device=device)
+        context = hay[:cut] + needle + hay[cut:] + question
+        prompt = torch.tensor([context], device=device)
         out = model.generate(prompt, max_new_tokens=7, do_sample=False, pad_token_id=tok.eos_token_id)
         text = tok.decode(out[0, prompt.shape[1]:]).strip()
         exact += text.startswith(value); first += text[:1] == value[0]
-    return exact / n, first / n
+        scores = []
+        for v in values:
+            answer = sampler.encode(episodes.answer_text(v))
+            x = torch.tensor([context + answer], device=device)
+            lp = torch.log_softmax(model(x).logits[0, len(context) - 1 : -1].float(), -1)
+            scores.append(float(lp.gather(-1, x[0, len(context):, None]).sum()))
+        chosen += int(np.argmax(scores) == 0)
+    return exact / n, first / n, chosen / n
 
 
 @torch.no_grad()
@@ -121,13 +151,15 @@ def copy_loss(model, train, tok, device):
 
 
 def run(spec):
-    torch.manual_seed(0)
+    torch.manual_seed(spec.get("seed", 0))
     torch.set_num_threads(1)
-    device = torch.device("cuda")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     tok = load_tokenizer(DATA / "tokenizer")
     train = np.load(DATA / "tokens" / "train.npy"); val = np.load(DATA / "tokens" / "val.npy")
-    arch = dict(hidden_size=spec.get("hidden", 128), num_hidden_layers=spec.get("layers", 4), num_attention_heads=4,
-                num_key_value_heads=2, intermediate_size=3 * spec.get("hidden", 128), max_position_embeddings=256, rope_theta=10000.0)
+    native, batch = spec.get("native", 256), spec.get("batch", 16)
+    set_values(spec.get("values", "digits5"), tok)
+    arch = dict(hidden_size=spec.get("hidden", 128), num_hidden_layers=spec.get("layers", 4), num_attention_heads=spec.get("heads", 4),
+                num_key_value_heads=spec.get("heads", 4) // 2, intermediate_size=3 * spec.get("hidden", 128), max_position_embeddings=native, rope_theta=10000.0)
     config = {"teacher": {"architecture": arch}}
     from transformers import LlamaForCausalLM
     model_config = teacher.build_model_config(config, tok)
@@ -139,13 +171,16 @@ def run(spec):
     lr, steps = spec["lr"], spec["steps"]
     decay = [p for p in model.parameters() if p.ndim >= 2]; nod = [p for p in model.parameters() if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": nod, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
-    b = Batches(train, tok, 256, spec["episodes"], 0, repeat_fraction=spec["repeat"], max_needles=spec["needles"], random_tokens=spec.get("random", False), pure_fraction=spec.get("pure", 0.0), answer_weight=spec.get("w", 1.0), dense_fraction=spec.get("dense", 0.0), gap=spec.get("gap", 16))
+    b = Batches(train, tok, native, spec["episodes"], spec.get("seed", 0), repeat_fraction=spec["repeat"], max_needles=spec["needles"], random_tokens=spec.get("random", False), pure_fraction=spec.get("pure", 0.0), answer_weight=spec.get("w", 1.0), dense_fraction=spec.get("dense", 0.0), gap=spec.get("gap", 16))
+    b.min_haystack_fraction = spec.get("min_hay", b.min_haystack_fraction)
     t0 = time.time(); curve = {}; answer_nll = []
     model.train()
     for step in range(steps):
         for g in opt.param_groups:
             g["lr"] = lr * (lr_factor(step, steps, 20, min_ratio=0.1) if not spec.get("constant") else min(1, (step + 1) / 20))
-        x, y, wt = b.next(16)
+        if time.time() - t0 > spec.get("max_seconds", 1e9):
+            break
+        x, y, wt = b.next(batch)
         logits = model(input_ids=x.to(device)).logits
         nll = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.to(device).flatten(), reduction="none")
         wt = wt.to(device).flatten()
@@ -155,12 +190,12 @@ def run(spec):
             answer_nll.append(float(nll[answer].mean()))
         opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step()
         if (step + 1) in spec.get("probe_at", ()):
-            model.eval(); curve[step + 1] = (passkey_probe(model, tok, val, 40, device), copy_loss(model, val, tok, device), round(float(loss), 3), round(float(np.mean(answer_nll[-50:])) if answer_nll else -1, 3))
+            model.eval(); curve[step + 1] = (passkey_probe(model, tok, val, 40, device, native), copy_loss(model, val, tok, device), round(float(loss), 3), round(float(np.mean(answer_nll[-50:])) if answer_nll else -1, 3))
             print(json.dumps({"probe": step + 1, **{k: spec.get(k) for k in ("name",)}, "at": curve[step + 1]}), flush=True)
             model.train()
     model.eval()
-    res = dict(spec, probe_at=None, curve=curve, acc=passkey_probe(model, tok, val, 100, device),
-               val_loss=round(teacher.validation_loss(model, val, 256, device), 3), sec=round(time.time() - t0, 1))
+    res = dict(spec, probe_at=None, curve=curve, steps_done=step + 1, acc=passkey_probe(model, tok, val, 100, device, native),
+               val_loss=round(teacher.validation_loss(model, val, native, device), 3), sec=round(time.time() - t0, 1))
     print(json.dumps(res), flush=True)
     return res
 
@@ -232,6 +267,34 @@ def sweeps():
         dict(budget, name="h256-4L-dense50", dense=0.5, gap=16, needles=1, hidden=256),
         dict(budget, name="h128-2L-ep50-n1", episodes=0.5, needles=1, layers=2),
         dict(budget, name="h256-4L-ep25-rep25", episodes=0.25, needles=3, repeat=0.25, hidden=256),
+    ]
+    # Candidate GPU-demonstration teachers, trained past the phase change (stopped at 7 minutes).
+    demo = dict(budget, steps=9000, probe_at=tuple(range(1000, 9001, 1000)), episodes=0.25, needles=3, max_seconds=420, min_hay=0.5)
+    table["demo"] = [
+        dict(demo, name="h128-4L-n256-seed1", seed=1),
+        dict(demo, name="h128-4L-n256-seed2", seed=2),
+        dict(demo, name="h256-4L-n512", hidden=256, native=512, lr=1e-3),
+        dict(demo, name="h256-4L-n512-b32", hidden=256, native=512, batch=32, lr=1e-3),
+        dict(demo, name="h512-8L-n512-b32", hidden=512, layers=8, heads=8, native=512, batch=32, lr=1e-3, steps=6000),
+        dict(demo, name="h512-8L-n512-b32-ep50", hidden=512, layers=8, heads=8, native=512, batch=32, lr=1e-3, steps=6000, episodes=0.5),
+    ]
+    # The CPU default's budget (150-250 steps of its recipe: lr 3e-3, cosine) with easier value formats.
+    cpu = dict(steps=150, probe_at=(), constant=False, lr=3e-3, repeat=0.0, needles=3, episodes=0.25, w=1.0001, min_hay=0.5)
+    table["cpu"] = [
+        dict(cpu, name="digits5-ep25"),
+        dict(cpu, name="digits5-ep50", episodes=0.5),
+        dict(cpu, name="word1-ep25", values="word1"),
+        dict(cpu, name="word1-ep50", values="word1", episodes=0.5),
+        dict(cpu, name="word1-ep50-n1", values="word1", episodes=0.5, needles=1),
+        dict(cpu, name="word1-ep75", values="word1", episodes=0.75),
+        dict(cpu, name="word1-ep50-lr6e-3", values="word1", episodes=0.5, lr=6e-3),
+        dict(cpu, name="word1-ep50-2L", values="word1", episodes=0.5, layers=2),
+        dict(cpu, name="digit1-ep50", values="digit1", episodes=0.5),
+        dict(cpu, name="digit1-ep50-n1", values="digit1", episodes=0.5, needles=1),
+        dict(cpu, name="word1-ep50-250", values="word1", episodes=0.5, steps=250),
+        dict(cpu, name="digits5-ep50-250", episodes=0.5, steps=250),
+        dict(cpu, name="word1-ep25-250", values="word1", steps=250),
+        dict(cpu, name="word1-ep50-600", values="word1", episodes=0.5, steps=600),
     ]
     return table
 
