@@ -19,6 +19,7 @@ import torch
 
 from ard import episodes, teacher
 from ard.data import load_tokenizer
+from ard.eval_generators import NOISE
 from ard.restore_methods.training import lr_factor
 
 DATA = Path("results/data")
@@ -33,6 +34,16 @@ class Batches(teacher.PretrainBatches):
         self.pure_fraction, self.answer_weight = pure_fraction, answer_weight
         self.dense_fraction, self.gap = dense_fraction, gap
         self.digit_tokens = [self.encode(d)[0] for d in '0123456789']
+        self.noise_fraction = 0.0
+        self.corpus_tokens = self.tokens
+
+    def noise_episode(self):
+        """An episode whose haystack is RULER's repeated noise sentences instead of corpus text."""
+        self.tokens = noise_tokens(self.encode, self.seq_len)
+        try:
+            return self.episode()
+        finally:
+            self.tokens = self.corpus_tokens
 
     def random_repeat(self):
         n = self.rng.randint(8, self.seq_len // 2)
@@ -73,7 +84,11 @@ class Batches(teacher.PretrainBatches):
         for _ in range(batch_size):
             u = self.rng.random()
             w = [1.0] * (self.seq_len + 1)
-            if u < self.pure_fraction:
+            if u < self.noise_fraction:
+                sequence, answers = self.noise_episode()
+                rows.append(sequence)
+                w = [self.answer_weight if answer else 1.0 for answer in answers]
+            elif u < self.noise_fraction + self.pure_fraction:
                 span = [self.rng.randrange(100, 4000) for _ in range((self.seq_len + 1) // 2 + 1)]
                 rows.append((span + span)[: self.seq_len + 1])
             elif u < self.pure_fraction + self.dense_fraction + self.retrieval_fraction:
@@ -103,6 +118,10 @@ def set_values(kind, tok):
     elif kind == "word1":
         words = [w for w in VALUE_WORDS if len(tok(" " + w, add_special_tokens=False)["input_ids"]) == 1]
         episodes.make_value = lambda rng, digits=5: rng.choice(words)
+
+
+def noise_tokens(encode, seq_len):
+    return np.array(encode("".join(NOISE) * (seq_len // 8 + 4)))
 
 
 @torch.no_grad()
@@ -173,6 +192,7 @@ def run(spec):
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": nod, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
     b = Batches(train, tok, native, spec["episodes"], spec.get("seed", 0), repeat_fraction=spec["repeat"], max_needles=spec["needles"], random_tokens=spec.get("random", False), pure_fraction=spec.get("pure", 0.0), answer_weight=spec.get("w", 1.0), dense_fraction=spec.get("dense", 0.0), gap=spec.get("gap", 16))
     b.min_haystack_fraction = spec.get("min_hay", b.min_haystack_fraction)
+    b.noise_fraction = spec.get("noise", 0.0)
     t0 = time.time(); curve = {}; answer_nll = []
     model.train()
     for step in range(steps):
@@ -194,7 +214,9 @@ def run(spec):
             print(json.dumps({"probe": step + 1, **{k: spec.get(k) for k in ("name",)}, "at": curve[step + 1]}), flush=True)
             model.train()
     model.eval()
+    noise = noise_tokens(lambda text: tok(text, add_special_tokens=False)["input_ids"], native)
     res = dict(spec, probe_at=None, curve=curve, steps_done=step + 1, acc=passkey_probe(model, tok, val, 100, device, native),
+               noise_acc=passkey_probe(model, tok, noise, 100, device, native),
                val_loss=round(teacher.validation_loss(model, val, native, device), 3), sec=round(time.time() - t0, 1))
     print(json.dumps(res), flush=True)
     return res
@@ -295,6 +317,20 @@ def sweeps():
         dict(cpu, name="digits5-ep50-250", episodes=0.5, steps=250),
         dict(cpu, name="word1-ep25-250", values="word1", steps=250),
         dict(cpu, name="word1-ep50-600", values="word1", episodes=0.5, steps=600),
+    ]
+    # Episodes in RULER's noise haystack (what ard_niah_single_1 asks), at the CPU default's budget.
+    noise = dict(cpu, episodes=0.0, noise=0.5)
+    table["noise"] = [
+        dict(noise, name="noise25", noise=0.25),
+        dict(noise, name="noise50"),
+        dict(noise, name="noise50-n1", needles=1),
+        dict(noise, name="noise75", noise=0.75),
+        dict(noise, name="text25-noise25", episodes=0.25, noise=0.25),
+        dict(noise, name="noise50-word1", values="word1"),
+        dict(noise, name="noise50-digit1", values="digit1"),
+        dict(noise, name="noise50-250", steps=250),
+        dict(noise, name="noise50-lr6e-3", lr=6e-3),
+        dict(noise, name="noise50-n1-250", needles=1, steps=250),
     ]
     return table
 
