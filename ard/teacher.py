@@ -98,6 +98,11 @@ class PretrainBatches:
         return batch[:, :-1], batch[:, 1:], torch.tensor(answers)[:, 1:]
 
 
+def learning_rate(recipe, step):
+    """Warm-up, then cosine decay to lr × min_lr_ratio at the last step (1: constant)."""
+    return recipe["lr"] * lr_factor(step, recipe["max_steps"], recipe["warmup_steps"], recipe["min_lr_ratio"])
+
+
 @torch.no_grad()
 def passkey_accuracy(model, tokenizer, tokens, seq_len, n, seed, device):
     """Greedy retrieval accuracy on held-out single-needle episodes inside the native window."""
@@ -161,7 +166,7 @@ def pretrain(config, data_dir, out):
     model.train()
     while step < recipe["max_steps"] and time.monotonic() < deadline:
         for group in optimizer.param_groups:
-            group["lr"] = recipe["lr"] * lr_factor(step, recipe["max_steps"], recipe["warmup_steps"], recipe["min_lr_ratio"])
+            group["lr"] = learning_rate(recipe, step)
         inputs, targets, answers = batches.next(recipe["batch_size"])
         with autocast:
             losses = token_losses(model, inputs.to(device), targets.to(device))

@@ -1,10 +1,11 @@
-"""The teacher's pretraining batches: retrieval episodes, their answer mask, determinism."""
+"""The teacher's pretraining: batches (retrieval episodes, their answer mask, determinism) and its schedule."""
 import numpy as np
 import pytest
 import torch
 
+from ard import config as ard_config
 from ard import episodes
-from ard.teacher import PretrainBatches
+from ard.teacher import PretrainBatches, learning_rate
 from eval_fixtures.tiny import _documents, build_tokenizer
 
 SEQ_LEN = 128
@@ -52,3 +53,15 @@ def test_same_seed_same_batches_and_no_episodes_no_answers(corpus):
     assert not torch.equal(first[0], other[0])
     _, _, answers = PretrainBatches(tokens, tokenizer, SEQ_LEN, 0.0, seed=7).next(16)
     assert not answers.any()
+
+
+def test_learning_rate_decays_by_default_and_min_ratio_one_keeps_it_constant():
+    recipe = ard_config.load("config/default.yaml")["teacher"]["pretrain"]
+    assert recipe["min_lr_ratio"] == 0.1  # the schema's default
+    last = recipe["max_steps"] - 1
+    assert learning_rate(recipe, 0) == pytest.approx(recipe["lr"] / recipe["warmup_steps"])
+    assert learning_rate(recipe, recipe["warmup_steps"]) == pytest.approx(recipe["lr"])
+    assert learning_rate(recipe, last) == pytest.approx(0.1 * recipe["lr"])
+    constant = dict(recipe, min_lr_ratio=1.0)
+    rates = [learning_rate(constant, step) for step in range(recipe["warmup_steps"], recipe["max_steps"])]
+    assert rates == pytest.approx([recipe["lr"]] * len(rates))

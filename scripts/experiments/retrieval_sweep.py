@@ -80,22 +80,26 @@ class Batches(teacher.PretrainBatches):
         return (sequence + self.window(rest) if rest else sequence), marks + [0] * rest
 
     def next(self, batch_size):
+        """Each row's kind drawn by the shares, in this order; the rest is plain text."""
+        kinds = [(self.noise_fraction, "noise"), (self.pure_fraction, "pure"), (self.dense_fraction, "dense"),
+                 (self.retrieval_fraction, "episode"), (self.repeat_fraction, "repeat")]
         rows, weights = [], []
         for _ in range(batch_size):
-            u = self.rng.random()
+            u, bound, kind = self.rng.random(), 0.0, "plain"
+            for share, name in kinds:
+                bound += share
+                if u < bound:
+                    kind = name
+                    break
             w = [1.0] * (self.seq_len + 1)
-            if u < self.noise_fraction:
-                sequence, answers = self.noise_episode()
-                rows.append(sequence)
-                w = [self.answer_weight if answer else 1.0 for answer in answers]
-            elif u < self.noise_fraction + self.pure_fraction:
+            if kind == "pure":
                 span = [self.rng.randrange(100, 4000) for _ in range((self.seq_len + 1) // 2 + 1)]
                 rows.append((span + span)[: self.seq_len + 1])
-            elif u < self.pure_fraction + self.dense_fraction + self.retrieval_fraction:
-                sequence, answers = self.dense() if u < self.pure_fraction + self.dense_fraction else self.episode()
+            elif kind in ("noise", "dense", "episode"):
+                sequence, answers = {"noise": self.noise_episode, "dense": self.dense, "episode": self.episode}[kind]()
                 rows.append(sequence)
                 w = [self.answer_weight if answer else 1.0 for answer in answers]
-            elif u < self.pure_fraction + self.dense_fraction + self.retrieval_fraction + self.repeat_fraction:
+            elif kind == "repeat":
                 rows.append(self.repeat())
             else:
                 rows.append(self.window(self.seq_len + 1))
@@ -325,7 +329,6 @@ def sweeps():
         dict(noise, name="noise50"),
         dict(noise, name="noise50-n1", needles=1),
         dict(noise, name="noise75", noise=0.75),
-        dict(noise, name="text25-noise25", episodes=0.25, noise=0.25),
         dict(noise, name="noise50-word1", values="word1"),
         dict(noise, name="noise50-digit1", values="digit1"),
         dict(noise, name="noise50-250", steps=250),
