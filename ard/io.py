@@ -7,6 +7,13 @@ import tempfile
 from pathlib import Path
 
 
+def _umasked(mode):
+    """`mode` as a plain mkdir/open would leave it: mkdtemp/mkstemp make owner-only temporaries."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
 @contextlib.contextmanager
 def atomic_dir(path):
     """Yield a temporary directory that replaces `path` only if the block succeeds."""
@@ -15,6 +22,7 @@ def atomic_dir(path):
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, _umasked(0o777))
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -32,6 +40,7 @@ def atomic_file(path, mode="w"):
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
+        os.chmod(tmp, _umasked(0o666))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
