@@ -6,7 +6,6 @@ Outputs (one directory, written atomically):
   tokens/{train,val}.npy          int32 token ids, documents joined by the end-of-text token
   meta.json                       sizes, for the README and for sanity checks
 """
-import argparse
 import glob
 import hashlib
 import json
@@ -20,7 +19,7 @@ from tqdm import tqdm
 
 from ard import config as ard_config
 from ard.io import atomic_dir, write_json
-from ard.runtime import stage_main
+from ard.runtime import stage_main, stage_parser
 
 EOS = "<|endoftext|>"
 SPLITS = ("train", "val", "test")
@@ -236,7 +235,7 @@ def build(config, out):
 
 @stage_main
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="ard data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = stage_parser("ard data", __doc__)
     parser.add_argument("--config", required=True, help="experiment config (YAML)")
     parser.add_argument("--out", required=True, help="data directory to write")
     args = parser.parse_args(argv)

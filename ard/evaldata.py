@@ -9,7 +9,6 @@ recorded in the manifest as skipped, with the reason, and left out of the evalua
 The same config and seed give byte-identical files. Suites of lm-eval's own tasks get a manifest only:
 their data comes from `ard stage-eval-data`.
 """
-import argparse
 import hashlib
 import json
 import random
@@ -19,7 +18,7 @@ from ard.eval_corpus import Corpus
 from ard.eval_generators import GENERATORS, Context, TooShort
 from ard.eval_suites import check_tasks, load_suite, task_config, task_manager
 from ard.io import atomic_dir, write_json
-from ard.runtime import setup, stage_main
+from ard.runtime import setup, stage_main, stage_parser
 
 MANIFEST = "manifest.json"
 
@@ -95,9 +94,7 @@ def manifest(suite, seed, files):
 
 @stage_main
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="ard evaldata", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = stage_parser("ard evaldata", __doc__)
     parser.add_argument("--config", required=True, help="experiment config (YAML)")
     parser.add_argument("--suite", required=True, help="suite name: eval_configs/suites/<suite>.yaml")
     parser.add_argument("--data", required=True, help="data stage output (splits/, tokenizer/)")

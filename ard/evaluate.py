@@ -7,7 +7,6 @@ the same window for every variant. The output JSON holds every lm-eval result di
 length, or "short"), task config hashes, and tidy `rows` for the report stage, including one per-length
 "<suite>_avg" row per suite computed here from the task rows (never lm-eval's group aggregate).
 """
-import argparse
 import contextlib
 import functools
 import hashlib
@@ -23,7 +22,7 @@ from ard.eval_staging import check_staged, offline
 from ard.eval_suites import check_tasks, load_suite, task_config, task_manager
 from ard.evaldata import MANIFEST, length_key
 from ard.io import read_json, write_json
-from ard.runtime import setup, stage_main
+from ard.runtime import setup, stage_main, stage_parser
 
 AVERAGE_METRIC = "score"
 
@@ -205,9 +204,7 @@ def _dtype(name, device):
 
 @stage_main
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="ard evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = stage_parser("ard evaluate", __doc__)
     parser.add_argument("--config", required=True, help="experiment config (YAML)")
     parser.add_argument("--suite", required=True, help="suite name: eval_configs/suites/<suite>.yaml")
     parser.add_argument("--model", required=True, help="Hugging Face model directory (with tokenizer files)")

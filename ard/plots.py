@@ -6,13 +6,12 @@
 
 Reads only the CSV, so it also redraws a committed table (e.g. docs/results/gpu-demo/summary.csv).
 """
-import argparse
 from pathlib import Path
 
 import pandas as pd
 
 from ard.io import atomic_dir
-from ard.runtime import stage_main
+from ard.runtime import stage_main, stage_parser
 
 HEADLINE = ("ard_ppl", "bits_per_byte")
 SHORT_AVERAGE = ("short_avg", "score")
@@ -91,7 +90,7 @@ def draw(summary, out_dir):
 
 @stage_main
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="ard plots", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = stage_parser("ard plots", __doc__)
     parser.add_argument("--summary", required=True, help="summary.csv written by the report stage")
     parser.add_argument("--out", required=True, help="directory to write the PNG files into (replaced as a whole)")
     args = parser.parse_args(argv)

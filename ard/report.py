@@ -7,7 +7,6 @@ Recovery columns, each per (suite, task, metric, context length):
   gap_closed_pct                100 · (value − none) / (native − none)   (the same for both directions)
 so that 100 always means "as good as the reference" and more is better.
 """
-import argparse
 import math
 import subprocess
 from pathlib import Path
@@ -17,7 +16,7 @@ import pandas as pd
 from ard import config as ard_config
 from ard.io import atomic_file, read_json
 from ard.paths import Layout
-from ard.runtime import stage_main
+from ard.runtime import stage_main, stage_parser
 
 COLUMNS = [
     "experiment", "variant", "scaling", "factor", "restore", "train_tokens", "suite", "task", "metric",
@@ -157,7 +156,7 @@ def build(config, out_csv, out_md):
 
 @stage_main
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="ard report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = stage_parser("ard report", __doc__)
     parser.add_argument("--config", required=True, help="experiment config (YAML)")
     parser.add_argument("--out-csv", required=True, help="tidy summary CSV to write")
     parser.add_argument("--out-md", required=True, help="markdown pivot to write")

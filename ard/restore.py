@@ -13,7 +13,6 @@ Checkpoints go to CKPT_DIR every `checkpoint_every` steps, outside VARIANT_DIR s
 killed job; a rerun of the same job resumes from the last one (a changed config starts afresh). They are
 deleted once VARIANT_DIR is in place: the finished output is then the thing to keep.
 """
-import argparse
 import csv
 import json
 import shutil
@@ -26,13 +25,13 @@ import torch
 from ard import config as ard_config
 from ard import restore_methods
 from ard.io import atomic_dir, write_json
-from ard.runtime import setup, stage_main
+from ard.runtime import setup, stage_main, stage_parser
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="ard restore", description=__doc__.split("\n")[0])
+    parser = stage_parser("ard restore", __doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="resolved experiment config (YAML)")
     parser.add_argument("--method", required=True, help="a key of the config's restore section, e.g. linearard")
     parser.add_argument("--scaling", required=True, help="scaling variant name, e.g. linear-4x")

@@ -1,4 +1,5 @@
 """Process set-up shared by every stage: device, threads, seeds, and the stage's error exit."""
+import argparse
 import functools
 import random
 import sys
@@ -29,6 +30,11 @@ def setup(config, seed_offset: int = 0):
     np.random.seed(seed)
     torch.manual_seed(seed)
     return resolve_device(config)
+
+
+def stage_parser(prog, description):
+    """The argument parser of one stage's CLI; its module docstring, as written, is the --help text."""
+    return argparse.ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def stage_main(func):

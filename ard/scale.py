@@ -5,14 +5,13 @@ RoPE is changed only by merging into `config.rope_parameters` (replacing the dic
 native, except for `dynamic`, whose NTK rule in transformers measures growth against
 `max_position_embeddings` itself and so must keep the native value.
 """
-import argparse
 import math
 import shutil
 from pathlib import Path
 
 from ard import config as ard_config
 from ard.io import atomic_dir, write_json
-from ard.runtime import stage_main
+from ard.runtime import stage_main, stage_parser
 
 SCALING_INFO = "scaling.json"
 # Files of the teacher directory that describe the teacher rather than the weights.
@@ -101,7 +100,7 @@ def build(config, scaling_name, teacher_dir, out):
 
 @stage_main
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="ard scale", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = stage_parser("ard scale", __doc__)
     parser.add_argument("--config", required=True, help="experiment config (YAML)")
     parser.add_argument("--scaling", required=True, help="scaling variant name, e.g. linear-4x")
     parser.add_argument("--teacher", required=True, help="teacher model directory")

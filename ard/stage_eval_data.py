@@ -9,20 +9,17 @@ HotpotQA JSON, the essay haystack and nltk's punkt_tab from there:
 --mirror DIR stages from files fetched by hand instead (layout in ard/eval_staging.py). Suites of the
 config with source: local need nothing staged and are skipped.
 """
-import argparse
 
 from ard import config as ard_config
 from ard.eval_staging import stage
 from ard.eval_suites import check_tasks, load_suite, task_manager
 from ard.io import atomic_dir
-from ard.runtime import stage_main
+from ard.runtime import stage_main, stage_parser
 
 
 @stage_main
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="ard stage-eval-data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = stage_parser("ard stage-eval-data", __doc__)
     parser.add_argument("--config", required=True, help="experiment config (YAML)")
     parser.add_argument("--out", required=True, help="staging folder, replaced atomically")
     parser.add_argument("--suites", nargs="+", help="suite names (default: the config's evaluation.suites)")

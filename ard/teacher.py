@@ -4,7 +4,6 @@ The pretraining mix holds ordinary text windows and, for a share of them, synthe
 (ard.episodes: keys stated early in the window, asked for at its end), so that the teacher has a
 retrieval skill inside its native window that the long-context suites can then measure beyond it.
 """
-import argparse
 import random
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from ard import episodes
 from ard.data import load_tokenizer
 from ard.io import atomic_dir, write_json
 from ard.restore_methods.training import lr_factor
-from ard.runtime import setup, stage_main
+from ard.runtime import setup, stage_main, stage_parser
 
 TRAINING_INFO = "training.json"
 
@@ -226,7 +225,7 @@ def build(config, data_dir, out):
 
 @stage_main
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="ard teacher", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = stage_parser("ard teacher", __doc__)
     parser.add_argument("--config", required=True, help="experiment config (YAML)")
     parser.add_argument("--data", required=True, help="output directory of the data stage")
     parser.add_argument("--out", required=True, help="teacher model directory to write")
