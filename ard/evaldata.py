@@ -14,9 +14,9 @@ import json
 import random
 
 from ard import config as ard_config
-from ard.eval_corpus import Corpus
-from ard.eval_generators import GENERATORS, Context, TooShort
-from ard.eval_suites import check_tasks, load_suite, task_config, task_manager
+from ard.evaluation.corpus import Corpus
+from ard.evaluation.generators import GENERATORS, Context, TooShort
+from ard.evaluation.suites import check_tasks, load_suite, task_config, task_manager
 from ard.io import atomic_dir, write_json
 from ard.runtime import setup, stage_main, stage_parser
 

@@ -18,8 +18,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 from ard import config as ard_config
-from ard.eval_staging import check_staged, offline
-from ard.eval_suites import check_tasks, load_suite, task_config, task_manager
+from ard.evaluation.staging import check_staged, offline
+from ard.evaluation.suites import check_tasks, load_suite, task_config, task_manager
 from ard.evaldata import MANIFEST, length_key
 from ard.io import read_json, write_json
 from ard.runtime import setup, stage_main, stage_parser

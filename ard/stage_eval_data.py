@@ -6,13 +6,13 @@ HotpotQA JSON, the essay haystack and nltk's punkt_tab from there:
 
     ard stage-eval-data --config config/<real>.yaml --out eval_staged/
 
---mirror DIR stages from files fetched by hand instead (layout in ard/eval_staging.py). Suites of the
+--mirror DIR stages from files fetched by hand instead (layout in ard/evaluation/staging.py). Suites of the
 config with source: local need nothing staged and are skipped.
 """
 
 from ard import config as ard_config
-from ard.eval_staging import stage
-from ard.eval_suites import check_tasks, load_suite, task_manager
+from ard.evaluation.staging import stage
+from ard.evaluation.suites import check_tasks, load_suite, task_manager
 from ard.io import atomic_dir
 from ard.runtime import stage_main, stage_parser
 

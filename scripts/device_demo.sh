@@ -12,7 +12,7 @@ archive=.device/site312.tar.xz
 
 run() {
     [ -d .device/site ] || { mkdir -p .device/site && tar -xJf "$archive" -C .device/site; }
-    export PYTHONPATH="$PWD:$PWD/.device/site" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+    export PYTHONPATH="$PWD:$PWD/kernels:$PWD/.device/site" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
     mkdir -p "$out"
     "$python" - <<'PY' | tee "$out/versions.txt"
 import datetime, platform, torch, triton, transformers, peft, lm_eval, snakemake

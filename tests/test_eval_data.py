@@ -5,9 +5,10 @@ import pytest
 import yaml
 
 from ard import config as ard_config
-from ard import eval_suites, evaldata
-from ard.eval_corpus import Corpus
-from ard.eval_suites import load_suite, task_config, task_manager
+from ard import evaldata
+from ard.evaluation import suites as eval_suites
+from ard.evaluation.corpus import Corpus
+from ard.evaluation.suites import load_suite, task_config, task_manager
 from ard.evaldata import MANIFEST
 from eval_fixtures import NATIVE, build_workspace, write_config
 

@@ -12,7 +12,7 @@ import transformers
 
 from ard import config as ard_config
 from ard import evaldata, evaluate
-from ard.eval_suites import EVAL_CONFIGS, load_suite
+from ard.evaluation.suites import EVAL_CONFIGS, load_suite
 from eval_fixtures import NATIVE, build_workspace
 
 SUITES = ("short", "ruler", "longbench", "ppl")

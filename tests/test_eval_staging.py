@@ -8,8 +8,10 @@ import pytest
 import transformers
 import yaml
 
-from ard import eval_staging, eval_suites, evaluate, stage_eval_data
-from ard.eval_staging import requirements
+from ard import evaluate, stage_eval_data
+from ard.evaluation import staging as eval_staging
+from ard.evaluation import suites as eval_suites
+from ard.evaluation.staging import requirements
 from eval_fixtures import build_workspace, write_config
 
 STANDIN_TASKS = eval_suites.REPO_ROOT / "tests" / "eval_fixtures" / "standin_tasks"

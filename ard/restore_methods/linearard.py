@@ -7,12 +7,12 @@ scale D^-0.5):
     loss    = Σ_r w_r · mean_l L[r, l]  (+ logits_kd_weight · output KL)
 A relation's heads are its rows' heads: Hq for qq, the un-expanded key/value heads for kk and vv, which
 equals expanding them to the Hq query heads as attention does and dividing by Hq.
-The n×n maps are never built: `kernels.relation_kl` computes the exact KL in linear memory.
+The n×n maps are never built: `relation_kl.relation_kl` computes the exact KL in linear memory.
 """
 import numpy as np
 import torch
 
-from kernels import relation_kl
+from relation_kl import relation_kl
 
 from ard.restore_methods import capture
 from ard.restore_methods.context import decoder

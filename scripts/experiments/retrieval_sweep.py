@@ -19,7 +19,7 @@ import torch
 
 from ard import episodes, teacher
 from ard.data import load_tokenizer
-from ard.eval_generators import NOISE
+from ard.evaluation.generators import NOISE
 from ard.restore_methods.training import lr_factor
 
 DATA = Path("results/data")

@@ -9,5 +9,5 @@ import sys
 
 os.environ["TRITON_INTERPRET"] = "1"
 
-if "kernels.triton_relation_kl" in sys.modules:
-    importlib.reload(sys.modules["kernels.triton_relation_kl"])
+if "relation_kl.triton_relation_kl" in sys.modules:
+    importlib.reload(sys.modules["relation_kl.triton_relation_kl"])

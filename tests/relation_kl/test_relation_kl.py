@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from kernels import relation_kl, relation_kl_reference
+from relation_kl import relation_kl, relation_kl_reference
 
 BACKENDS = ["torch", "triton"]
 # (loss, gradient) relative-error bounds, norm-wise, against float64 on the same (rounded) inputs.

@@ -1,6 +1,6 @@
 """Benchmark: relation_kl forward+backward vs materialised PyTorch vs SDPA-flash forward+backward.
 
-    python -m kernels.bench --out docs/results/kernel-bench.csv [--check]
+    python -m relation_kl.bench --out docs/results/kernel-bench.csv [--check]
 
 Shapes: B=1, H=32, D=128, bf16, causal, T = 1K…32K (a Q/Q self-relation); a GQA case (32 query heads on
 8 key heads) and a D=64 case at 8K. Useful TFLOP/s counts 6·B·H·T²·D for every method (the relation KL's

@@ -16,7 +16,7 @@ def _logits(q, k, scale):
 
 def relation_kl_reference(s_q, s_k, t_q, t_k, *, scale_s=None, scale_t=None, causal=True,
                           attention_mask=None, reduction="sum"):
-    """Same contract as `kernels.relation_kl`; computes in float64 for float64 inputs, else float32."""
+    """Same contract as `relation_kl.relation_kl`; computes in float64 for float64 inputs, else float32."""
     cdt = torch.float64 if s_q.dtype == torch.float64 else torch.float32
     B, _, T, Ds = s_q.shape
     scale_s = Ds ** -0.5 if scale_s is None else scale_s

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from ard import episodes
-from ard.eval_corpus import Corpus, fit, split_segments
+from ard.evaluation.corpus import Corpus, fit, split_segments
 
 # RULER's noise haystack, as segments (sentences with their trailing separators).
 NOISE = ["The grass is green. ", "The sky is blue. ", "The sun is yellow. ", "Here we go. ", "There and back again.\n"]

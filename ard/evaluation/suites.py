@@ -124,7 +124,7 @@ def task_manager(suite, metadata=None):
 
 def check_tasks(suite, manager):
     """Every task must be registered; a local one must live in eval_configs/tasks and name its generator."""
-    from ard.eval_generators import GENERATORS
+    from ard.evaluation.generators import GENERATORS
 
     for name in suite.task_names:
         if name not in manager.all_tasks:
