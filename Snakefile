@@ -1,7 +1,11 @@
 # LinearARD pipeline: RoPE scaling -> restoration -> lm-eval suites -> results/summary.csv.
-# Run `snakemake --cores 2` for the embedded default, or `--configfile config/<exp>.yaml`.
+# Run `snakemake --cores 2` for the embedded default, or `--configfile config/<exp>.yaml`: a config file
+# given is complete on its own (the schema fills what it leaves out); the default is read only without one.
 # Resolved against the Snakefile, so `snakemake -d elsewhere` still finds the embedded default.
-configfile: os.path.join(workflow.basedir, "config", "default.yaml")
+if not workflow.config_settings.configfiles:
+
+    configfile: os.path.join(workflow.basedir, "config", "default.yaml")
+
 
 
 include: "workflow/rules/common.smk"

@@ -78,10 +78,42 @@ def _check_semantics(config):
         looks_like_hub_id = path.count("/") == 1 and not path.startswith((".", "/", "~"))
         if not os.path.isdir(os.path.expanduser(path)) and not looks_like_hub_id:
             raise ConfigError(f"config error at teacher.path: no such directory: {path}")
+    if teacher["source"] == "gguf":
+        gguf = teacher["gguf"]
+        by_package = gguf["package"] or gguf["file"]
+        if bool(gguf["path"]) == bool(by_package) or (by_package and not (gguf["package"] and gguf["file"])):
+            raise ConfigError("config error at teacher.gguf: give either path, or package and file")
+    if teacher["source"] != "pretrain" and config["data"]["tokenizer"]["path"]:
+        raise ConfigError(
+            f"config error at data.tokenizer.path: a {teacher['source']} teacher brings its own tokenizer; remove the key"
+        )
     names = [scaling_name(s) for s in config["scalings"]]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"config error at scalings: duplicate scaling variant {duplicates[0]}")
+
+
+def typed_overrides(overrides):
+    """Snakemake's `--config` values with the scalars inside lists and mappings read as YAML reads them.
+
+    Snakemake parses a nested `--config` value with YAML's base loader, so `factor: 0.5` inside a list
+    arrives as the string '0.5'; each such string is re-read as a YAML scalar ('0.5' → 0.5, 'true' → True).
+    """
+
+    def typed(value, nested):
+        if isinstance(value, dict):
+            return {key: typed(item, True) for key, item in value.items()}
+        if isinstance(value, list):
+            return [typed(item, True) for item in value]
+        if nested and isinstance(value, str) and value:
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError:
+                return value
+            return parsed if parsed is None or isinstance(parsed, (bool, int, float, str)) else value
+        return value
+
+    return {key: typed(value, False) for key, value in overrides.items()}
 
 
 def load(path):
@@ -112,21 +144,27 @@ def scaling_name(scaling):
 NATIVE = "native"
 
 
-def native_context(config):
+def native_context(config, teacher_dir=None):
     """The teacher's trained context: teacher.native_context if set, else the pretrained architecture's
-    max_position_embeddings, or for a teacher given by path, the one in its config."""
+    max_position_embeddings, else the one in the teacher's model config: `teacher_dir` (the teacher
+    stage's output) or, for a path teacher, its path."""
     teacher = config["teacher"]
     if teacher["native_context"]:
         return teacher["native_context"]
     if teacher["source"] == "pretrain":
         return teacher["architecture"]["max_position_embeddings"]
+    source = teacher_dir or (teacher["path"] if teacher["source"] == "path" else None)
+    if source is None:
+        raise ConfigError(
+            "config error at teacher.native_context: not set, and no converted teacher to read it from (run the teacher stage first)"
+        )
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(teacher["path"]).max_position_embeddings
+        return AutoConfig.from_pretrained(source).max_position_embeddings
     except (OSError, ValueError) as error:
         raise ConfigError(
-            f"config error at teacher.native_context: cannot read max_position_embeddings of {teacher['path']}"
+            f"config error at teacher.native_context: cannot read max_position_embeddings of {source}"
             f" ({error}); set teacher.native_context"
         ) from error
 

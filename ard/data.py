@@ -1,10 +1,15 @@
-"""Stage `data`: corpus → documents → deterministic train/val/test split → BPE tokenizer → token arrays.
+"""Stage `data`: corpus → documents → deterministic train/val/test split → tokenizer → token arrays.
+
+The tokenizer is the teacher's own when the teacher is a real model (teacher.source gguf or path:
+--teacher names its converted directory); otherwise an existing one (data.tokenizer.path) or a
+byte-level BPE trained here on the train split.
 
 Outputs (one directory, written atomically):
   splits/{train,val,test}.jsonl   one document per line: {"id", "source", "text"}
-  tokenizer/                      a PreTrainedTokenizerFast directory (trained on train only)
-  tokens/{train,val}.npy          int32 token ids, documents joined by the end-of-text token
-  meta.json                       sizes, for the README and for sanity checks
+  tokenizer/                      the tokenizer every later stage reads
+  tokens/{train,val}.npy          int32 token ids; each document encoded as the tokenizer encodes a text
+                                  (with its BOS when it adds one) and followed by its end-of-text token
+  meta.json                       sizes, the tokenizer's source and the teacher's native context
 """
 import glob
 import hashlib
@@ -18,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ard import config as ard_config
-from ard.io import atomic_dir, write_json
+from ard.io import atomic_dir, read_json, write_json
 from ard.runtime import stage_main, stage_parser
 
 EOS = "<|endoftext|>"
@@ -177,18 +182,45 @@ def load_tokenizer(path):
 
 
 def encode_documents(tokenizer, documents, desc):
+    """Documents encoded with the tokenizer's own special tokens (a BOS where it adds one), each ending in EOS."""
     eos = tokenizer.eos_token_id
     ids = []
     for start in tqdm(range(0, len(documents), 64), desc=f"tokenise {desc}", unit="batch", leave=False):
         batch = [d["text"] for d in documents[start : start + 64]]
-        for encoded in tokenizer(batch, add_special_tokens=False)["input_ids"]:
+        for encoded in tokenizer(batch, add_special_tokens=True)["input_ids"]:
             ids.extend(encoded)
-            ids.append(eos)
+            if not encoded or encoded[-1] != eos:
+                ids.append(eos)
     return np.asarray(ids, dtype=np.int32)
 
 
+def pipeline_tokenizer(config, documents, teacher_dir):
+    """(tokenizer, where it came from): the real teacher's, an existing one, or a BPE trained on train."""
+    from ard.teachers import is_real
+
+    if is_real(config):
+        if teacher_dir is None or not (Path(teacher_dir) / "config.json").is_file():
+            raise FileNotFoundError(
+                f"a {config['teacher']['source']} teacher brings the tokenizer: pass --teacher, the teacher stage's"
+                f" output (not found: {teacher_dir})"
+            )
+        return load_tokenizer(teacher_dir), f"teacher:{teacher_dir}"
+    path = config["data"]["tokenizer"]["path"]
+    if path:
+        return load_tokenizer(path), path
+    return train_tokenizer((d["text"] for d in documents), config["data"]["tokenizer"]["vocab_size"]), "trained"
+
+
+def recorded_native_context(data_dir):
+    """The teacher's native context as the data stage recorded it (the unit of every native length)."""
+    meta = Path(data_dir) / "meta.json"
+    if not meta.is_file():
+        raise FileNotFoundError(f"missing {meta} (run the data stage first)")
+    return read_json(meta)["native_context"]
+
+
 # ---------------------------------------------------------------- stage
-def build(config, out):
+def build(config, out, teacher_dir=None):
     data = config["data"]
     works = list(tqdm(corpus_works(data["corpus"]), desc="read corpus", unit="work"))
     if not works:
@@ -198,12 +230,10 @@ def build(config, out):
         name: [d for work_id, text in split for d in chunk_document(work_id, text, data["document_characters"])]
         for name, split in splits.items()
     }
-    if data["tokenizer"]["path"]:
-        tokenizer = load_tokenizer(data["tokenizer"]["path"])
-    else:
-        tokenizer = train_tokenizer((d["text"] for d in documents["train"]), data["tokenizer"]["vocab_size"])
+    tokenizer, tokenizer_source = pipeline_tokenizer(config, documents["train"], teacher_dir)
     tokens = {name: encode_documents(tokenizer, documents[name], name) for name in ("train", "val")}
-    block = ard_config.native_context(config) + 1
+    native = ard_config.native_context(config, teacher_dir)
+    block = native + 1
     for name, array in tokens.items():
         if len(array) < block:
             raise ValueError(
@@ -228,6 +258,8 @@ def build(config, out):
                 "characters": {name: sum(len(d["text"]) for d in docs) for name, docs in documents.items()},
                 "tokens": {name: int(len(array)) for name, array in tokens.items()},
                 "vocab_size": len(tokenizer),
+                "tokenizer": tokenizer_source,
+                "native_context": native,
                 "sources": sorted({d["source"] for docs in documents.values() for d in docs}),
             },
         )
@@ -237,6 +269,7 @@ def build(config, out):
 def main(argv=None):
     parser = stage_parser("ard data", __doc__)
     parser.add_argument("--config", required=True, help="experiment config (YAML)")
+    parser.add_argument("--teacher", help="the teacher stage's model directory (gguf and path teachers: its tokenizer is used)")
     parser.add_argument("--out", required=True, help="data directory to write")
     args = parser.parse_args(argv)
-    build(ard_config.load(args.config), Path(args.out))
+    build(ard_config.load(args.config), Path(args.out), Path(args.teacher) if args.teacher else None)

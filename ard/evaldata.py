@@ -12,15 +12,24 @@ their data comes from `ard stage-eval-data`.
 import hashlib
 import json
 import random
+from pathlib import Path
 
 from ard import config as ard_config
+from ard.data import recorded_native_context
 from ard.evaluation.corpus import Corpus
 from ard.evaluation.generators import GENERATORS, Context, TooShort
 from ard.evaluation.suites import check_tasks, load_suite, task_config, task_manager
-from ard.io import atomic_dir, write_json
+from ard.io import atomic_dir, read_json, write_json
 from ard.runtime import setup, stage_main, stage_parser
 
 MANIFEST = "manifest.json"
+
+
+def read_manifest(evaldata_dir, suite_name):
+    path = Path(evaldata_dir) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"missing {path}: run `ard evaldata --suite {suite_name}` first")
+    return read_json(path)
 
 
 def data_file(task, length):
@@ -57,8 +66,9 @@ def generate(suite, manager, corpus, seed, out_dir):
                 corpus=corpus,
                 native=suite.native_context,
                 length=length,
+                min_length=min(suite.lengths) if suite.lengths else None,
                 max_length=max(suite.lengths) if suite.lengths else None,
-                budget=prompt_budget(task_cfg, length or suite.native_context),
+                budget=prompt_budget(task_cfg, length or suite.window),
             )
             try:
                 rows = [
@@ -88,6 +98,7 @@ def manifest(suite, seed, files):
         "seed": seed,
         "native_context": suite.native_context,
         "lengths": list(suite.lengths) if suite.lengths else None,
+        "window": None if suite.lengths else suite.window,
         "files": files,
     }
 
@@ -103,7 +114,7 @@ def main(argv=None):
 
     config = ard_config.load(args.config)
     setup(config)
-    suite = load_suite(args.suite, config)
+    suite = load_suite(args.suite, config, recorded_native_context(args.data))
     manager = task_manager(suite)
     check_tasks(suite, manager)
     files = {}

@@ -2,10 +2,12 @@
 
 Local suites run once per context length L, with HFLM's max_length = L and each task reading that
 length's jsonl, so a model is always run at the length asked, beyond its max_position_embeddings too
-(rows say so in beyond_max_position). Short-text suites run once with max_length = the native context,
-the same window for every variant. The output JSON holds every lm-eval result dict (keyed by the context
-length, or "short"), task config hashes, and tidy `rows` for the report stage, including one per-length
-"<suite>_avg" row per suite computed here from the task rows (never lm-eval's group aggregate).
+(rows say so in beyond_max_position). Short-text suites run once with max_length = the suite's window
+(by default the native context), the same for every variant. The output JSON holds every lm-eval result
+dict (keyed by the context length, or "short"), the per-sample scores (`samples`, same keys), task config
+hashes, and tidy `rows` for the report stage, including one per-length "<suite>_avg" row per suite
+computed from the task rows (never lm-eval's group aggregate). Where lm-eval gives no standard error
+(bits per byte, perplexities), a jackknife over the samples fills it; `stderr_method` says which.
 """
 import contextlib
 import functools
@@ -19,13 +21,12 @@ from pathlib import Path
 
 from ard import config as ard_config
 from ard.evaluation.staging import check_staged, offline
+from ard.evaluation.rows import rows_from_results
+from ard.evaluation.samples import compact, fill_missing_stderr
 from ard.evaluation.suites import check_tasks, load_suite, task_config, task_manager
-from ard.evaldata import MANIFEST, length_key
+from ard.evaldata import length_key, read_manifest
 from ard.io import read_json, write_json
 from ard.runtime import setup, stage_main, stage_parser
-
-AVERAGE_METRIC = "score"
-
 
 @dataclass
 class Run:
@@ -44,19 +45,17 @@ class Run:
 def local_runs(suite, manager, evaldata_dir):
     """One run per length over the data files of `ard evaldata`; missing or stale data is an error."""
     evaldata_dir = Path(evaldata_dir).resolve()
-    manifest_path = evaldata_dir / MANIFEST
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"missing {manifest_path}: run `ard evaldata --suite {suite.name}` first")
-    manifest = read_json(manifest_path)
+    manifest = read_manifest(evaldata_dir, suite.name)
     wanted = list(suite.lengths) if suite.lengths else None
-    if manifest["suite"] != suite.name or manifest["lengths"] != wanted:
+    window = None if suite.lengths else suite.window
+    if manifest["suite"] != suite.name or manifest["lengths"] != wanted or manifest.get("window") != window:
         raise ValueError(
-            f"{evaldata_dir} holds suite {manifest['suite']} at lengths {manifest['lengths']}, but suite"
-            f" {suite.name} asks for {wanted}: rerun `ard evaldata`"
+            f"{evaldata_dir} holds suite {manifest['suite']} at lengths {manifest['lengths']}, window"
+            f" {manifest.get('window')}, but suite {suite.name} asks for {wanted}, window {window}: rerun `ard evaldata`"
         )
     runs, skipped = [], []
     for length in suite.lengths or [None]:
-        run = Run(length_key(length) if length else "short", length, length or suite.native_context, [])
+        run = Run(length_key(length) if length else "short", length, length or suite.window, [])
         for task in suite.tasks:
             entry = manifest["files"].get(task.name, {}).get(length_key(length))
             if entry and "skipped" in entry:
@@ -86,92 +85,9 @@ def lm_eval_runs(suite):
     for length in lengths:
         for (shots, limit), names in combos.items():
             key = "_".join([str(length or "all"), f"fewshot{shots}"] + ([f"limit{limit}"] if limit else []))
-            max_length = length or (max(suite.lengths) if suite.lengths else suite.native_context)
+            max_length = length or (max(suite.lengths) if suite.lengths else suite.window)
             runs.append(Run(key, length, max_length, names, names, shots, limit))
     return runs
-
-
-def _number(value):
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _primary_first(out, task, key):
-    """Sort key putting the task config's first metric_list entry (its primary metric) first."""
-    metric_list = out.get("configs", {}).get(task, {}).get("metric_list") or [{}]
-    return key.partition(",")[0] != metric_list[0].get("metric")
-
-
-def _n_samples(out, task):
-    if task in out.get("n-samples", {}):
-        return int(out["n-samples"][task]["effective"])
-    return sum(_n_samples(out, child) for child in out.get("group_subtasks", {}).get(task, []))
-
-
-def rows_from_results(suite, runs, max_position_embeddings):
-    """Tidy rows from lm-eval result dicts.
-
-    runs: [(context_length or None, lm-eval results dict, the suite's task names in it)]; other
-    entries of the results (subtasks of a group, say) are left out. lm-eval RULER tasks name their metrics by
-    length ("4096"); those become rows with that context length and metric "score" (its negative
-    placeholder for lengths not run is dropped). Per context length, a "<suite>_avg" row averages the
-    primary metric (the first of the task's metric_list) of every task where it is higher-is-better.
-    """
-    rows = []
-    for context_length, out, tasks in runs:
-        for task in tasks:
-            entry = out["results"].get(task)
-            if entry is None:
-                raise ValueError(f"lm-eval returned no result for task {task}")
-            better = out.get("higher_is_better", {}).get(task, {})
-            for key, value in sorted(entry.items(), key=lambda item: _primary_first(out, task, item[0])):
-                metric, _, filter_name = key.partition(",")
-                if not filter_name or "_stderr" in metric or _number(value) is None:
-                    continue
-                length = context_length
-                if metric.isdigit():
-                    if value < 0:
-                        continue
-                    length, name = int(metric), AVERAGE_METRIC
-                else:
-                    name = metric
-                rows.append(
-                    {
-                        "suite": suite,
-                        "task": task,
-                        "metric": name,
-                        "context_length": length,
-                        "value": float(value),
-                        "stderr": _number(entry.get(f"{metric}_stderr,{filter_name}")),
-                        "n_samples": _n_samples(out, task),
-                        "higher_is_better": bool(better.get(metric, True)),
-                        "beyond_max_position": length is not None and length > max_position_embeddings,
-                    }
-                )
-    return rows + average_rows(suite, rows)
-
-
-def average_rows(suite, rows):
-    primary = {}
-    for row in rows:  # the first metric a task reports at a length is its primary one
-        primary.setdefault((row["context_length"], row["task"]), row)
-    by_length = {}
-    for (length, _), row in primary.items():
-        if row["higher_is_better"]:
-            by_length.setdefault(length, []).append(row)
-    return [
-        {
-            "suite": suite,
-            "task": f"{suite}_avg",
-            "metric": AVERAGE_METRIC,
-            "context_length": length,
-            "value": sum(r["value"] for r in members) / len(members),
-            "stderr": None,
-            "n_samples": sum(r["n_samples"] for r in members),
-            "higher_is_better": True,
-            "beyond_max_position": members[0]["beyond_max_position"],
-        }
-        for length, members in by_length.items()
-    ]
 
 
 def configs_sha(results, tasks):
@@ -221,7 +137,7 @@ def main(argv=None):
         config["threads"] = args.threads
     device = setup(config)
     evaluation = config["evaluation"]
-    suite = load_suite(args.suite, config)
+    suite = load_suite(args.suite, config, read_manifest(args.evaldata, args.suite)["native_context"])
     model_dir = Path(args.model)
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a model directory (no config.json)")
@@ -245,7 +161,7 @@ def main(argv=None):
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     max_position = model.config.max_position_embeddings
-    results, timings = {}, {}
+    results, samples, timings = {}, {}, {}
     for run in runs:
         started = time.perf_counter()
         lm = HFLM(
@@ -263,12 +179,14 @@ def main(argv=None):
                 limit=run.limit,
                 task_manager=manager,
                 bootstrap_iters=evaluation["bootstrap_iters"],
-                log_samples=False,
+                log_samples=True,
                 random_seed=config["seed"],
                 numpy_random_seed=config["seed"],
                 torch_random_seed=config["seed"],
                 fewshot_random_seed=config["seed"],
             )
+        samples[run.key] = compact(out.pop("samples"))
+        out["stderr_method"] = fill_missing_stderr(out, samples[run.key])
         results[run.key] = json.loads(json.dumps(out, default=str))
         timings[run.key] = round(time.perf_counter() - started, 2)
         print(f"{suite.name} {run.key}: {timings[run.key]} s", flush=True)
@@ -280,12 +198,14 @@ def main(argv=None):
             "model": str(model_dir),
             "lm_eval_version": version("lm_eval"),
             "native_context": suite.native_context,
+            "window": None if suite.lengths else suite.window,
             "max_position_embeddings": max_position,
             "results": results,
             "configs_sha": configs_sha(results, suite.task_names),
             "data_sha": {run.key: run.data_sha for run in runs if run.data_sha},
             "seconds": timings,
             "skipped": skipped,
+            "samples": samples,
             "rows": rows_from_results(
                 suite.name, [(run.context_length, results[run.key], run.names) for run in runs], max_position
             ),

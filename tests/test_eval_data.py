@@ -45,7 +45,7 @@ def test_every_prompt_fits_its_context_and_holds_its_answer(workspace, tmp_path,
     _generate(config, data, suite, out)
     manifest = json.loads((out / MANIFEST).read_text())
     corpus = Corpus(data)
-    spec = load_suite(suite, ard_config.load(config))
+    spec = load_suite(suite, ard_config.load(config), NATIVE)
     manager = task_manager(spec)
     for task, files in manifest["files"].items():
         cfg = task_config(manager, task)
@@ -117,7 +117,7 @@ def test_unknown_suite_and_missing_corpus_are_clear_errors(workspace, tmp_path, 
     err = _run_error(capsys, ["--config", str(config), "--suite", "nope", "--data", str(data), "--out", str(tmp_path / "o")])
     assert "no suite named 'nope'" in err
     err = _run_error(capsys, ["--config", str(config), "--suite", "short", "--data", str(tmp_path), "--out", str(tmp_path / "o")])
-    assert "missing data file" in err and "test.jsonl" in err and not (tmp_path / "o").exists()
+    assert "meta.json (run the data stage first)" in err and not (tmp_path / "o").exists()
 
 
 def test_a_length_too_short_for_a_task_is_recorded_as_skipped(workspace, tmp_path, monkeypatch):
@@ -134,7 +134,7 @@ def test_a_length_too_short_for_a_task_is_recorded_as_skipped(workspace, tmp_pat
     files = json.loads((out / MANIFEST).read_text())["files"]
     assert "too few" in files["ard_cwe"]["40"]["skipped"] and not (out / "ard_cwe/40.jsonl").exists()
     assert files["ard_cwe"]["512"]["n"] == 2
-    spec = load_suite("tight", ard_config.load(config))
+    spec = load_suite("tight", ard_config.load(config), NATIVE)
     runs, skipped = evaluate.local_runs(spec, task_manager(spec), out)
     assert {(s["task"], s["context_length"]) for s in skipped} >= {("ard_cwe", 40)}
     assert [run.names for run in runs if run.context_length == 512] == [["ard_niah_single_2", "ard_cwe"]]

@@ -1,7 +1,7 @@
 """rows_from_results: lm-eval result dicts → tidy rows, per-length averages, lm-eval RULER length metrics."""
 import pytest
 
-from ard.evaluate import rows_from_results
+from ard.evaluation.rows import rows_from_results
 
 
 def _out(task, metrics, n, config_metrics=None, hib=None):

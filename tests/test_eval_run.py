@@ -53,7 +53,7 @@ def test_short_suite_result(evaluated):
 @pytest.mark.parametrize("suite", ["ruler", "longbench", "ppl"])
 def test_long_suites_score_every_task_at_every_length(evaluated, suite):
     *_, config, results = evaluated
-    spec = load_suite(suite, ard_config.load(config))
+    spec = load_suite(suite, ard_config.load(config), NATIVE)
     result = results[suite]
     assert set(result["results"]) == {str(length) for length in spec.lengths} and not result["skipped"]
     rows = result["rows"]

@@ -8,7 +8,7 @@ import pytest
 import transformers
 import yaml
 
-from ard import evaluate, stage_eval_data
+from ard import evaldata, evaluate, stage_eval_data
 from ard.evaluation import staging as eval_staging
 from ard.evaluation import suites as eval_suites
 from ard.evaluation.staging import requirements
@@ -56,6 +56,7 @@ def standin(tmp_path, monkeypatch):
     index = lambda suite, metadata=None: TaskManager(include_path=str(STANDIN_TASKS), include_defaults=False)  # noqa: E731
     monkeypatch.setattr(stage_eval_data, "task_manager", index)
     monkeypatch.setattr(evaluate, "task_manager", index)
+    monkeypatch.setattr(evaldata, "task_manager", index)
     mirror = tmp_path / "mirror" / "datasets" / "standin" / "tiny_mc" / "default"
     mirror.mkdir(parents=True)
     rows = [{"context": f"Line {i}:", "choices": [" one", " two", " three"], "label": i % 3} for i in range(6)]
@@ -73,8 +74,10 @@ def test_staged_hub_task_runs_offline_after_the_mirror_is_gone(standin, tmp_path
     assert manifest["datasets"] == {"standin/tiny_mc|": ["test"]}
     assert (staged / "datasets/standin/tiny_mc/default/test.parquet").is_file()
     shutil.rmtree(standin / "mirror")
+    # evaldata writes only a manifest for an lm-eval suite: the native context its lengths are read in
+    assert evaldata.main(["--config", str(config), "--suite", "standin", "--data", str(data), "--out", str(standin / "ed")]) == 0
     out = standin / "result.json"
-    argv = ["--config", str(config), "--suite", "standin", "--model", str(model), "--evaldata", str(standin), "--out", str(out)]
+    argv = ["--config", str(config), "--suite", "standin", "--model", str(model), "--evaldata", str(standin / "ed"), "--out", str(out)]
     assert evaluate.main(argv) == 0
     (row, average) = json.loads(out.read_text())["rows"]
     assert row["task"] == "standin_mc" and row["metric"] == "acc" and row["n_samples"] == 3  # evaluation.limit caps the suite's 4
@@ -89,6 +92,7 @@ def test_unstaged_data_is_an_error_before_the_model_loads(standin, tmp_path, cap
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text("{}")
+    (tmp_path / "manifest.json").write_text(json.dumps({"suite": "standin", "native_context": 256}))
     for staged, message in [(None, "evaluation.staged_data is not set"), (tmp_path / "nowhere", "ard stage-eval-data")]:
         config = write_config(tmp_path / "c.yaml", tmp_path / "r", suites=["standin"], staged_data=staged and str(staged))
         argv = ["--config", str(config), "--suite", "standin", "--model", str(model), "--evaldata", str(tmp_path), "--out", str(tmp_path / "o.json")]

@@ -5,7 +5,7 @@ import torch
 
 from ard import config as ard_config
 from ard import episodes
-from ard.teacher import PretrainBatches, learning_rate
+from ard.teachers.pretrain import PretrainBatches, learning_rate
 from eval_fixtures.tiny import _documents, build_tokenizer
 
 SEQ_LEN = 128

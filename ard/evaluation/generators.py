@@ -25,6 +25,7 @@ class Context:
     corpus: Corpus
     native: int
     length: int | None  # this file's context length; None for short-text tasks
+    min_length: int | None  # the suite's shortest context length
     max_length: int | None  # the suite's longest context length
     budget: int  # prompt tokens: the context length (native for short-text) minus generated tokens
 
@@ -397,10 +398,11 @@ def line_completion(ctx, rng, prefix_words=3, min_words=7, answer_words=12):
 def window(ctx, rng, scored_fraction=0.25):
     """A window of `length` tokens ending at a random point of a book; its last tokens are scored.
 
-    The end point and the scored tokens do not depend on the length, so each length scores the same
-    tokens given more or less context: the classic context-extension perplexity curve.
+    The end point and the scored tokens (a fraction of the suite's shortest length) do not depend on the
+    length, so each length scores the same tokens given more or less context: the classic
+    context-extension perplexity curve.
     """
-    scored = max(1, int(ctx.native * scored_fraction))
+    scored = max(1, int(ctx.min_length * scored_fraction))
     longest = ctx.max_length
     books = [b for b in range(len(ctx.corpus.books)) if len(ctx.corpus.tokens(b)[0]) > longest]
     if not books:

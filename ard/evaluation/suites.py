@@ -7,13 +7,15 @@ absolute token counts), few-shot counts and sample limits:
     source: local          # local: tasks in eval_configs/tasks with data from `ard evaldata`
                            # lm_eval: lm-eval's own tasks, data staged by `ard stage-eval-data`
     lengths: {unit: native, values: [1, 2, 4]}   # omitted for short-text suites
+    window: {unit: tokens, value: 512}            # short-text suites: the window their samples fill
+                                                  # (default: the native context)
     lengths_as: max_seq_lengths   # lm_eval only: pass the lengths as this task metadata in one run
                                   # (RULER builds every length itself); default: one run per length
     limit: 12              # samples per task (and per length)
     num_fewshot: 0
     tasks: [ard_niah_single_1, {task: mmlu, num_fewshot: 5}]
 
-`evaluation.overrides.<suite>` in the config replaces lengths, limit or num_fewshot; `evaluation.limit`
+`evaluation.overrides.<suite>` in the config replaces lengths, window, limit or num_fewshot; `evaluation.limit`
 caps every limit. Everything here is checked before any data is generated or any model is loaded.
 """
 from dataclasses import dataclass
@@ -21,14 +23,13 @@ from pathlib import Path
 
 import yaml
 
-from ard.config import REPO_ROOT, native_context
+from ard.config import REPO_ROOT
 
 EVAL_CONFIGS = REPO_ROOT / "eval_configs"
 TASKS_DIR = EVAL_CONFIGS / "tasks"
 SUITES_DIR = EVAL_CONFIGS / "suites"
 SOURCES = ("local", "lm_eval")
-SUITE_KEYS = {"description", "source", "lengths", "lengths_as", "limit", "num_fewshot", "tasks"}
-OVERRIDE_KEYS = ("lengths", "limit", "num_fewshot")
+SUITE_KEYS = {"description", "source", "lengths", "window", "lengths_as", "limit", "num_fewshot", "tasks"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Suite:
     source: str
     native_context: int
     lengths: tuple | None  # absolute token counts, ascending; None for short-text suites
+    window: int  # short-text suites: the tokens a sample fills and the model's max_length
     tasks: tuple
     lengths_as: str | None
 
@@ -68,8 +70,16 @@ def _lengths(spec, native, where):
     return tuple(sorted({_count(v, f"{where}.lengths.values entry", 1) * scale for v in values}))
 
 
-def load_suite(name, config):
-    """Read eval_configs/suites/<name>.yaml, apply the config's overrides and check its shape."""
+def _window(spec, native, where):
+    if not isinstance(spec, dict) or set(spec) != {"unit", "value"} or spec["unit"] not in ("native", "tokens"):
+        raise ValueError(f"{where}.window must be {{unit: native|tokens, value: N}}, got {spec!r}")
+    return _count(spec["value"], f"{where}.window.value", 1) * (native if spec["unit"] == "native" else 1)
+
+
+def load_suite(name, config, native):
+    """Read eval_configs/suites/<name>.yaml, apply the config's overrides and check its shape.
+
+    `native` is the teacher's native context (recorded by the data stage), the unit of native lengths."""
     path = SUITES_DIR / f"{name}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"no suite named {name!r}: {path} does not exist")
@@ -82,8 +92,10 @@ def load_suite(name, config):
     spec.update(evaluation["overrides"].get(name, {}))
     if spec.get("source", "local") not in SOURCES:
         raise ValueError(f"{where}: source must be one of {SOURCES}, got {spec['source']!r}")
-    native = native_context(config)
     lengths = _lengths(spec["lengths"], native, where) if "lengths" in spec else None
+    if lengths and "window" in spec:
+        raise ValueError(f"{where}: window is for short-text suites; a suite with lengths runs at each length")
+    window = _window(spec["window"], native, where) if "window" in spec else native
     default_limit = spec.get("limit")
     if evaluation["limit"] is not None:
         default_limit = min(default_limit or evaluation["limit"], evaluation["limit"])
@@ -112,7 +124,7 @@ def load_suite(name, config):
         raise ValueError(f"{where}: a task is listed twice")
     if spec.get("lengths_as") and (spec.get("source") != "lm_eval" or lengths is None):
         raise ValueError(f"{where}: lengths_as needs source: lm_eval and lengths")
-    return Suite(name, spec.get("source", "local"), native, lengths, tuple(tasks), spec.get("lengths_as"))
+    return Suite(name, spec.get("source", "local"), native, lengths, window, tuple(tasks), spec.get("lengths_as"))
 
 
 def task_manager(suite, metadata=None):

@@ -29,7 +29,7 @@ def build_workspace(root):
     root = Path(root)
     if root.exists():
         shutil.rmtree(root)
-    data = build_data_dir(root / "data")
+    data = build_data_dir(root / "data", NATIVE)
     model = build_model_dir(root / "model", data / "tokenizer", native_context=NATIVE)
     config = write_config(root / "config.yaml", root / "results")
     return data, model, config

@@ -33,8 +33,8 @@ def build_tokenizer(vocab_size=1024):
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS)
 
 
-def build_data_dir(root):
-    """A data-stage output: splits/{train,val,test}.jsonl and tokenizer/ (every document in test)."""
+def build_data_dir(root, native_context):
+    """A data-stage output: splits/{train,val,test}.jsonl, tokenizer/ (every document in test) and meta.json."""
     root = Path(root)
     (root / "splits").mkdir(parents=True)
     docs = list(_documents())
@@ -42,6 +42,7 @@ def build_data_dir(root):
     for split in ("train", "val", "test"):
         (root / "splits" / f"{split}.jsonl").write_text(lines)
     build_tokenizer().save_pretrained(root / "tokenizer")
+    (root / "meta.json").write_text(json.dumps({"native_context": native_context}))
     return root
 
 

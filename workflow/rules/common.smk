@@ -5,10 +5,14 @@ import re
 import sys
 
 import yaml
+from snakemake.utils import update_config
 
 from ard import config as ard_config
 from ard.paths import Layout
+from ard.teachers import is_real as is_real_teacher
 
+# Nested --config values arrive as strings ('0.5'); read them as the YAML values they spell.
+update_config(config, ard_config.typed_overrides(workflow.config_settings.config or {}))
 try:
     ard_config.validate(config)
 except ard_config.ConfigError as error:
@@ -23,6 +27,7 @@ VARIANTS = ard_config.variants(config)
 SCALINGS = [ard_config.scaling_name(s) for s in config["scalings"]]
 RESTORES = [r for r in config["restores"] if r != "none"]
 SUITES = config["evaluation"]["suites"]
+REAL_TEACHER = is_real_teacher(config)
 
 wildcard_constraints:
     scaling="|".join(map(re.escape, SCALINGS)),
