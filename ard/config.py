@@ -8,6 +8,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import jsonschema
@@ -93,6 +94,9 @@ def _check_semantics(config):
         raise ConfigError(f"config error at scalings: duplicate scaling variant {duplicates[0]}")
 
 
+_EXPONENT_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
 def typed_overrides(overrides):
     """Snakemake's `--config` values with the scalars inside lists and mappings read as YAML reads them.
 
@@ -106,6 +110,8 @@ def typed_overrides(overrides):
         if isinstance(value, list):
             return [typed(item, True) for item in value]
         if nested and isinstance(value, str) and value:
+            if _EXPONENT_NUMBER.fullmatch(value):  # YAML 1.1 reads 3e-3 (no dot) as a string
+                return float(value)
             try:
                 parsed = yaml.safe_load(value)
             except yaml.YAMLError:

@@ -2,7 +2,8 @@
 
   short_recovery.png     short-text recovery vs native (bits/byte and the short-suite average), per variant
   recovery_vs_tokens.png bits/byte recovery against the restore's training tokens (the token-cost view)
-  by_length.png          perplexity-by-length and the RULER / LongBench averages, per context length
+  by_length.png          perplexity by length and the needle / RULER / LongBench averages, per context
+                         length (a panel for each of these the summary holds)
 
 Reads only the CSV, so it also redraws a committed table (e.g. docs/results/gpu-demo/summary.csv).
 """
@@ -17,6 +18,7 @@ HEADLINE = ("ard_ppl", "bits_per_byte")
 SHORT_AVERAGE = ("short_avg", "score")
 BY_LENGTH = [  # (suite, task, metric, axis label)
     ("ppl", "ard_ppl_window", "bits_per_byte", "bits/byte (lower is better)"),
+    ("niah", "niah_avg", "score", "needle-in-a-haystack average"),
     ("ruler", "ruler_avg", "score", "RULER-style average"),
     ("longbench", "longbench_avg", "score", "LongBench-style average"),
 ]
@@ -53,8 +55,15 @@ def recovery_vs_tokens(summary, ax):
     ax.legend(fontsize=7)
 
 
+def length_panels(summary):
+    """The BY_LENGTH panels the summary has rows for (at least one, so the figure always exists)."""
+    present = [p for p in BY_LENGTH if not select(summary, *p[1:3], p[0]).dropna(subset=["context_length"]).empty]
+    return present or BY_LENGTH[:1]
+
+
 def by_length(summary, axes):
-    for ax, (suite, task, metric, label) in zip(axes, BY_LENGTH):
+    axes = axes if hasattr(axes, "__len__") else [axes]
+    for ax, (suite, task, metric, label) in zip(axes, length_panels(summary)):
         rows = select(summary, task, metric, suite).dropna(subset=["context_length"])
         for variant, group in rows.groupby("variant", sort=False):
             group = group.sort_values("context_length")
@@ -77,7 +86,7 @@ def draw(summary, out_dir):
     layouts = {  # figure -> (drawing function, columns, size)
         FIGURES[0]: (short_recovery, 2, (11, 0.35 * summary.variant.nunique() + 2)),
         FIGURES[1]: (recovery_vs_tokens, 1, (6, 4.5)),
-        FIGURES[2]: (by_length, 3, (15, 4.5)),
+        FIGURES[2]: (by_length, len(length_panels(summary)), (5 * len(length_panels(summary)), 4.5)),
     }
     with atomic_dir(out_dir) as tmp:
         for name, (draw_panels, columns, size) in layouts.items():

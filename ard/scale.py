@@ -15,7 +15,7 @@ from ard.runtime import stage_main, stage_parser
 
 SCALING_INFO = "scaling.json"
 # Files of the teacher directory that describe the teacher rather than the weights.
-_NOT_COPIED = {"config.json", "training.json"}
+_NOT_COPIED = {"config.json", "teacher.json"}
 
 
 def _yarn_ramp_factors(head_dim, theta, native, factor, beta_fast=32.0, beta_slow=1.0):

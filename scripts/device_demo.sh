@@ -28,7 +28,7 @@ PY
     cp results/gpu-demo/summary.csv results/gpu-demo/summary.md "$out/" 2>/dev/null || true
     # Train logs, stage timings and the teacher's own figures, in one archive (few files come back).
     tar -czf "$out/logs.tar.gz" results/gpu-demo/config.yaml results/gpu-demo/variants/*/*/train_log.csv \
-        results/gpu-demo/variants/*/*/restore.json results/gpu-demo/variants/native/none/model/training.json \
+        results/gpu-demo/variants/*/*/restore.json results/gpu-demo/variants/native/none/model/teacher.json \
         benchmarks/gpu-demo logs/gpu-demo 2>/dev/null || true
 }
 

@@ -57,3 +57,27 @@ def test_corpus_shorter_than_one_block(tmp_path):
     assert not (outdir / "data").exists()
     log = (tmp_path / "work" / "logs" / "bad" / "data" / "data.log").read_text()
     assert _last_line(log).startswith("error: corpus too short")
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ('scalings=[{"type": "linear", "factor": 0.5}]', "config error at scalings.0.factor: 0.5 is less than or equal to the minimum of 1"),
+        ('scalings=[{"type": "lineer", "factor": 4}]', "config error at scalings.0.type: 'lineer' is not one of"),
+        ("restore={linearard: {steps: many}}", "config error at restore.linearard.steps: 'many' is not of type 'integer'"),
+    ],
+    ids=["factor", "type", "steps"],
+)
+def test_nested_command_line_overrides_are_read_as_yaml(tmp_path, override, expected):
+    """Snakemake hands nested --config values over as strings; the errors must name the real problem."""
+    configfile = write_config(tmp_path / "c.yaml", _base(tmp_path / "results"))
+    result = snakemake(tmp_path / "work", configfile, "-n", "--config", override)
+    assert result.returncode != 0
+    assert _last_line(result.stderr).startswith(expected)
+
+
+def test_a_valid_nested_override_plans(tmp_path):
+    configfile = write_config(tmp_path / "c.yaml", _base(tmp_path / "results"))
+    result = snakemake(tmp_path / "work", configfile, "-n", "--config", 'scalings=[{"type": "yarn", "factor": 2.5}]')
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "scaling=yarn-2.5x" in result.stdout + result.stderr

@@ -11,8 +11,8 @@ CONFIGS = sorted((REPO / "config").glob("*.yaml"))
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_config_plans_every_variant(tmp_path, path):
-    # A --configfile overlays config/default.yaml, as on the command line.
-    config = ard_config.load(path) if path.stem == "default" else None
+    # A --configfile is complete on its own: nothing of config/default.yaml is merged into it.
+    config = ard_config.load(path)
     result = snakemake(tmp_path, path, "-n")
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", (result.stdout + result.stderr).split("Job stats:")[1], flags=re.M))
@@ -20,8 +20,7 @@ def test_config_plans_every_variant(tmp_path, path):
     variants = ard_config.variants(resolved)
     assert int(jobs["evaluate"]) == len(variants) * len(resolved["evaluation"]["suites"])
     assert int(jobs.get("restore", 0)) == sum(restore != "none" for _, restore in variants)
-    if config is not None:
-        assert resolved == config
+    assert resolved == config
 
 
 def test_matrix_lists_every_scaling_and_restore(tmp_path):
@@ -30,3 +29,14 @@ def test_matrix_lists_every_scaling_and_restore(tmp_path):
     scalings = {f"{kind}-4x" for kind in ("linear", "dynamic", "yarn", "longrope", "llama3", "abf")}
     restores = {"linearard", "cpt", "longred", "logits_kd", "linearard+cpt"}
     assert {(s, r) for s in scalings for r in restores} <= planned
+
+
+def test_command_line_values_inside_lists_and_mappings_are_read_as_yaml():
+    overrides = {"scalings": [{"type": "linear", "factor": "0.5"}], "restore": {"linearard": {"steps": "30", "lr": "3e-3",
+                 "gradient_checkpointing": "true", "seq_len": "null", "lora": {"target_modules": ["q_proj"]}}},
+                 "experiment": "007", "threads": 2}
+    typed = ard_config.typed_overrides(overrides)
+    assert typed["scalings"] == [{"type": "linear", "factor": 0.5}]
+    assert typed["restore"]["linearard"] == {"steps": 30, "lr": 0.003, "gradient_checkpointing": True, "seq_len": None,
+                                             "lora": {"target_modules": ["q_proj"]}}
+    assert typed["experiment"] == "007" and typed["threads"] == 2  # top-level values: Snakemake already typed them

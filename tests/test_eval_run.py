@@ -2,18 +2,16 @@
 the plain lm-eval CLI runs a local task."""
 import json
 import math
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import transformers
 
 from ard import config as ard_config
 from ard import evaldata, evaluate
-from ard.evaluation.suites import EVAL_CONFIGS, load_suite
+from ard.evaluation.suites import load_suite
 from eval_fixtures import NATIVE, build_workspace
+from helpers import lm_eval_cli
 
 SUITES = ("short", "ruler", "longbench", "ppl")
 
@@ -104,13 +102,7 @@ def test_plain_lm_eval_cli_runs_a_local_task(evaluated, tmp_path):
     runs from the repo root after the embedded default (or from any folder holding results/evaldata)."""
     _, model, config, _ = evaluated
     shutil.copytree(config.parent / "results" / "evaldata", tmp_path / "results" / "evaldata")
-    command = [
-        sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model},max_length={4 * NATIVE}",
-        "--device", "cpu", "--batch_size", "4", "--include_path", str(EVAL_CONFIGS), "--tasks", "ard_niah_single_2",
-        "--output_path", str(tmp_path / "lm_eval_out"),
-    ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    result = lm_eval_cli(tmp_path, model, "ard_niah_single_2", max_length=4 * NATIVE)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ard_niah_single_2" in result.stdout and "string_match_all" in result.stdout
     (saved,) = (tmp_path / "lm_eval_out").rglob("results_*.json")

@@ -54,10 +54,6 @@ def inspect(path):
         reader = GGUFReader(path)
     except (ValueError, IndexError, OSError) as error:
         raise ValueError(f"not a readable GGUF file (corrupt or truncated): {path} ({error})") from None
-    # A file cut at a tensor boundary still parses: its last tensor must end inside the file.
-    end = max((t.data_offset + t.n_bytes for t in reader.tensors), default=0)
-    if end > path.stat().st_size:
-        raise ValueError(f"GGUF file is truncated: {path} ({path.stat().st_size} bytes, its tensors need {end})")
     architecture = _field(reader, "general.architecture")
     file_type = _field(reader, "general.file_type")
     return {
