@@ -17,9 +17,14 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
+report: "workflow/report/workflow.rst"
+
+
 rule all:
     input:
         L.summary_csv,
         L.summary_md,
+        L.summary_html,
         L.plots,
+        L.config_used,
     default_target: True

@@ -184,6 +184,21 @@ def variants(config):
     return pairs
 
 
+def restore_seeds(config):
+    """The seeds every restoration runs with (`seeds`, else the one `seed`)."""
+    return list(config["seeds"]) if config["seeds"] else [config["seed"]]
+
+
+def runs(config):
+    """Every (scaling, restore, seed) that is evaluated: unrestored variants once (seed None), each
+    restored one once per restoration seed."""
+    return [
+        (scaling, restore, None) if restore == "none" else (scaling, restore, seed)
+        for scaling, restore in variants(config)
+        for seed in ([None] if restore == "none" else restore_seeds(config))
+    ]
+
+
 def scaling_spec(config, name):
     for scaling in config["scalings"]:
         if scaling_name(scaling) == name:

@@ -4,8 +4,9 @@
   recovery_vs_tokens.png bits/byte recovery against the restore's training tokens (the token-cost view)
   by_length.png          perplexity by length and the needle / RULER / LongBench averages, per context
                          length (a panel for each of these the summary holds)
-
-Reads only the CSV, so it also redraws a committed table (e.g. docs/results/gpu-demo/summary.csv).
+  training_curves.png    with --variants: each restored variant's loss per step, one line per seed
+Error bars are the summary's 95 % intervals (aggregate rows: over seeds, or from the standard error).
+Reads only the CSV (and the train logs), so it also redraws a committed table (docs/results/*/summary.csv).
 """
 from pathlib import Path
 
@@ -23,6 +24,12 @@ BY_LENGTH = [  # (suite, task, metric, axis label)
     ("longbench", "longbench_avg", "score", "LongBench-style average"),
 ]
 FIGURES = ("short_recovery.png", "recovery_vs_tokens.png", "by_length.png")
+TRAINING = "training_curves.png"
+
+
+def aggregates(summary):
+    """One row per variant and metric: the aggregate rows (a table from before seeds has only those)."""
+    return summary[summary.row_type == "aggregate"] if "row_type" in summary else summary
 
 
 def select(summary, task, metric, suite=None):
@@ -30,22 +37,34 @@ def select(summary, task, metric, suite=None):
     return rows if suite is None else rows[rows.suite == suite]
 
 
+def error_bars(rows, value, prefix):
+    """[below, above] distances to the 95 % interval `prefix`_low/_high, or None when the table has none."""
+    low, high = f"{prefix}_low", f"{prefix}_high"
+    if low not in rows:
+        return None
+    return [(rows[value] - rows[low]).clip(lower=0).fillna(0).to_numpy(), (rows[high] - rows[value]).clip(lower=0).fillna(0).to_numpy()]
+
+
 def short_recovery(summary, axes):
+    summary = aggregates(summary)
     restored = summary[summary.restore != "none"].variant.unique().tolist()
     variants = [v for v in summary.variant.unique() if v != "native/none" and (v.endswith("/none") or v in restored)]
     for ax, (task, metric) in zip(axes, (HEADLINE, SHORT_AVERAGE)):
         rows = select(summary, task, metric, "short").set_index("variant").reindex(variants)
-        ax.barh(range(len(variants)), rows.recovery_vs_native_pct.to_numpy(), color="tab:blue")
+        ax.barh(range(len(variants)), rows.recovery_vs_native_pct.to_numpy(), color="tab:blue",
+                xerr=error_bars(rows, "recovery_vs_native_pct", "recovery_vs_native_ci95"), capsize=2)
         ax.axvline(100, color="black", linewidth=0.8)
         ax.set_yticks(range(len(variants)), variants, fontsize=7)
         ax.invert_yaxis()
-        ax.set_xlabel(f"{task} {metric}: % of native")
+        ax.set_xlabel(f"{task} {metric}: % of native (95 % interval)")
 
 
-def recovery_vs_tokens(summary, ax):
-    rows = select(summary, *HEADLINE, "short")
+def recovery_vs_tokens(summary, axes):
+    ax = axes[0]
+    rows = select(aggregates(summary), *HEADLINE, "short")
     for restore, group in rows[rows.restore != "none"].groupby("restore"):
-        ax.scatter(group.train_tokens.clip(lower=1), group.recovery_vs_native_pct, label=restore)
+        ax.errorbar(group.train_tokens.clip(lower=1), group.recovery_vs_native_pct, fmt="o", capsize=2, label=restore,
+                    yerr=error_bars(group, "recovery_vs_native_pct", "recovery_vs_native_ci95"))
     for value in rows.query("restore == 'none' and scaling != 'native'").recovery_vs_native_pct:
         ax.axhline(value, color="grey", linewidth=0.6, linestyle=":")
     ax.axhline(100, color="black", linewidth=0.8)
@@ -62,19 +81,40 @@ def length_panels(summary):
 
 
 def by_length(summary, axes):
-    axes = axes if hasattr(axes, "__len__") else [axes]
+    summary = aggregates(summary)
     for ax, (suite, task, metric, label) in zip(axes, length_panels(summary)):
         rows = select(summary, task, metric, suite).dropna(subset=["context_length"])
         for variant, group in rows.groupby("variant", sort=False):
             group = group.sort_values("context_length")
-            ax.plot(group.context_length, group.value, marker="o", markersize=3, label=variant)
+            ax.errorbar(group.context_length, group.value, yerr=error_bars(group, "value", "ci95"), marker="o",
+                        markersize=3, capsize=2, label=variant)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("context length (tokens)")
         ax.set_ylabel(label)
     axes[0].legend(fontsize=6)
 
 
-def draw(summary, out_dir):
+def train_logs(variants_dir):
+    """{variant: {seed: train_log frame}} from a variants/ folder (restored variants' seed folders)."""
+    logs = {}
+    for path in sorted(Path(variants_dir).glob("*/*/seed*/train_log.csv")):
+        seed_dir = path.parent
+        variant = f"{seed_dir.parent.parent.name}/{seed_dir.parent.name}"
+        logs.setdefault(variant, {})[seed_dir.name.removeprefix("seed")] = pd.read_csv(path)
+    return logs
+
+
+def training_curves(logs, axes):
+    for ax, (variant, seeds) in zip(axes, logs.items()):
+        for seed, log in seeds.items():
+            ax.plot(log.step, log.loss, linewidth=0.9, label=f"seed {seed}")
+        ax.set_title(variant, fontsize=8)
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss")
+        ax.legend(fontsize=6)
+
+
+def draw(summary, out_dir, logs=None):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -83,15 +123,18 @@ def draw(summary, out_dir):
     if summary.empty:
         raise ValueError("the summary holds no rows")
     title = f"{summary.experiment.iloc[0]} (config {summary.config_sha.iloc[0]}, git {summary.git_commit.iloc[0]})"
-    layouts = {  # figure -> (drawing function, columns, size)
-        FIGURES[0]: (short_recovery, 2, (11, 0.35 * summary.variant.nunique() + 2)),
-        FIGURES[1]: (recovery_vs_tokens, 1, (6, 4.5)),
-        FIGURES[2]: (by_length, len(length_panels(summary)), (5 * len(length_panels(summary)), 4.5)),
+    panels = len(length_panels(aggregates(summary)))
+    layouts = {  # figure -> (drawing function, its data, columns, size)
+        FIGURES[0]: (short_recovery, summary, 2, (11, 0.35 * summary.variant.nunique() + 2)),
+        FIGURES[1]: (recovery_vs_tokens, summary, 1, (6, 4.5)),
+        FIGURES[2]: (by_length, summary, panels, (5 * panels, 4.5)),
     }
+    if logs:
+        layouts[TRAINING] = (training_curves, logs, len(logs), (4.5 * len(logs), 3.5))
     with atomic_dir(out_dir) as tmp:
-        for name, (draw_panels, columns, size) in layouts.items():
-            fig, axes = plt.subplots(1, columns, figsize=size, layout="constrained")
-            draw_panels(summary, axes)
+        for name, (draw_panels, data, columns, size) in layouts.items():
+            fig, axes = plt.subplots(1, columns, figsize=size, layout="constrained", squeeze=False)
+            draw_panels(data, axes[0])
             fig.suptitle(title, fontsize=9)
             fig.savefig(tmp / name, dpi=120)
             plt.close(fig)
@@ -101,6 +144,7 @@ def draw(summary, out_dir):
 def main(argv=None):
     parser = stage_parser("ard plots", __doc__)
     parser.add_argument("--summary", required=True, help="summary.csv written by the report stage")
+    parser.add_argument("--variants", help="the experiment's variants/ folder: also draw the training curves")
     parser.add_argument("--out", required=True, help="directory to write the PNG files into (replaced as a whole)")
     args = parser.parse_args(argv)
-    draw(pd.read_csv(args.summary), Path(args.out))
+    draw(pd.read_csv(args.summary), Path(args.out), train_logs(args.variants) if args.variants else None)

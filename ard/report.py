@@ -1,30 +1,55 @@
-"""Stage `report`: every variant's lm-eval rows → results/summary.csv (tidy) and summary.md (pivot).
+"""Stage `report`: every evaluation's rows → results/summary.csv (tidy), summary.md and summary.html (pivots).
 
-Recovery columns, each per (suite, task, metric, context length):
+Rows, one per (variant, suite, task, metric, context length) and kind:
+  per_seed   a restored variant's evaluation with one restoration seed (`seed` set)
+  aggregate  every variant: the mean over its seeds, or the one evaluation of an unrestored variant
+Aggregate rows carry n_seeds, mean, sd and a 95 % interval: the t-interval over seeds with two or more
+(ci_method t_over_seeds), else value ± 1.96 · stderr (normal_stderr). Every row carries the recovery
+columns with propagated intervals (ard/stats.py):
   recovery_vs_native_pct        100 · value / native       (lower-is-better metrics: 100 · native / value)
   recovery_vs_best_baseline_pct 100 · value / best         (best = best non-LinearARD restore of the same
                                                             scaling, `none` included; inverted likewise)
-  gap_closed_pct                100 · (value − none) / (native − none)   (the same for both directions)
-so that 100 always means "as good as the reference" and more is better.
+  gap_closed_pct                100 · (value − none) / (native − none); empty, with gap_closed_note, when
+                                the gap native − none is inside its own 95 % interval
+so that 100 always means "as good as the reference" and more is better. Aggregate rows of restored
+variants carry one-sided paired permutation p-values over the evaluation samples (better_than_none_p,
+better_than_best_baseline_p) and, after Holm's correction across the whole table, whether each is
+significant at 0.05.
+
+`--from-summary` rebuilds the summary from an existing summary.csv's measured columns instead of the
+evaluation results (no per-sample scores, so no p-values): how committed tables are rerun.
 """
 import math
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ard import config as ard_config
+from ard import stats
+from ard.evaluation.samples import aggregation
 from ard.io import atomic_file, read_json
 from ard.paths import Layout
 from ard.runtime import stage_main, stage_parser
 
+PER_SEED, AGGREGATE = "per_seed", "aggregate"
 COLUMNS = [
     "experiment", "variant", "scaling", "factor", "restore", "train_tokens", "suite", "task", "metric",
-    "context_length", "value", "stderr", "native_value", "recovery_vs_native_pct",
-    "recovery_vs_best_baseline_pct", "gap_closed_pct", "higher_is_better", "beyond_max_position",
-    "n_samples", "seed", "git_commit", "config_sha",
+    "context_length", "row_type", "seed", "n_seeds", "value", "stderr", "stderr_method", "mean", "sd",
+    "ci95_low", "ci95_high", "ci_method", "native_value",
+    "recovery_vs_native_pct", "recovery_vs_native_ci95_low", "recovery_vs_native_ci95_high",
+    "recovery_vs_best_baseline_pct", "recovery_vs_best_baseline_ci95_low", "recovery_vs_best_baseline_ci95_high",
+    "gap_closed_pct", "gap_closed_ci95_low", "gap_closed_ci95_high", "gap_closed_note",
+    "better_than_none_p", "better_than_none_significant",
+    "better_than_best_baseline_p", "better_than_best_baseline_significant",
+    "higher_is_better", "beyond_max_position", "n_samples", "git_commit", "config_sha",
 ]
 KEY = ["suite", "task", "metric", "context_length"]
+# What one evaluation measured: the columns --from-summary keeps from an existing table.
+MEASURED = ["experiment", "variant", "scaling", "factor", "restore", "train_tokens", *KEY, "seed", "value", "stderr",
+            "stderr_method", "higher_is_better", "beyond_max_position", "n_samples", "git_commit", "config_sha"]
+ALPHA = 0.05
 
 
 def git_commit():
@@ -42,79 +67,214 @@ def is_linearard(restore):
     return "linearard" in restore.split("+")
 
 
-def ratio_pct(value, reference, higher_is_better):
-    if reference is None or value is None or math.isnan(reference) or math.isnan(value):
-        return math.nan
-    numerator, denominator = (value, reference) if higher_is_better else (reference, value)
-    return 100.0 * numerator / denominator if denominator else math.nan
-
-
-def gap_closed_pct(value, none_value, native_value):
-    if any(math.isnan(x) for x in (value, none_value, native_value)) or native_value == none_value:
-        return math.nan
-    return 100.0 * (value - none_value) / (native_value - none_value)
-
-
-def train_tokens(layout, scaling, restore):
-    info = layout.variant(scaling, restore) / "restore.json"
-    return int(read_json(info)["train_tokens"]) if restore != "none" and info.is_file() else 0
-
-
-def collect_rows(config, layout):
-    factors = {ard_config.scaling_name(s): s["factor"] for s in config["scalings"]}
-    rows = []
-    for scaling, restore in ard_config.variants(config):
-        tokens = train_tokens(layout, scaling, restore)
-        for suite in config["evaluation"]["suites"]:
-            path = layout.eval_result(scaling, restore, suite)
-            if not path.is_file():
-                raise FileNotFoundError(f"missing evaluation result {path} (run `ard evaluate` for it)")
-            for row in read_json(path)["rows"]:
-                rows.append({
-                    **row,
-                    "variant": f"{scaling}/{restore}",
-                    "scaling": scaling,
-                    "factor": factors.get(scaling, 1.0),
-                    "restore": restore,
-                    "train_tokens": tokens,
-                })
-    return pd.DataFrame(rows)
+def _length(value):
+    return None if value is None or pd.isna(value) else int(value)
 
 
 def _key(row):
-    length = row["context_length"]
-    return (row["suite"], row["task"], row["metric"], None if pd.isna(length) else int(length))
+    return (row["suite"], row["task"], row["metric"], _length(row["context_length"]))
+
+
+# ---------------------------------------------------------------- reading the evaluations
+
+
+def train_tokens(layout, scaling, restore, seed):
+    info = layout.variant(scaling, restore, seed) / "restore.json"
+    return int(read_json(info)["train_tokens"]) if restore != "none" and info.is_file() else 0
+
+
+def _sample_items(result, row):
+    """(aggregation name, {doc_id: item}) of one row from its evaluation's per-sample scores, or None."""
+    run = "short" if row["context_length"] is None else str(row["context_length"])
+    out = result.get("results", {}).get(run)
+    entries = result.get("samples", {}).get(run, {}).get(row["task"], [])
+    entries = [e for e in entries if row["metric"] in e]
+    if not out or not entries or len({e["filter"] for e in entries}) != 1:
+        return None
+    function = aggregation(out, row["task"], row["metric"])
+    return (function.__name__ if function else None), {e["doc_id"]: e[row["metric"]] for e in entries}
+
+
+def collect(config, layout):
+    """(one row per evaluation and metric, {(variant, seed, key): (aggregation, {doc_id: item})})."""
+    factors = {ard_config.scaling_name(s): s["factor"] for s in config["scalings"]}
+    rows, samples = [], {}
+    for scaling, restore, seed in ard_config.runs(config):
+        tokens = train_tokens(layout, scaling, restore, seed)
+        for suite in config["evaluation"]["suites"]:
+            path = layout.eval_result(scaling, restore, suite, seed)
+            if not path.is_file():
+                raise FileNotFoundError(f"missing evaluation result {path} (run `ard evaluate` for it)")
+            result = read_json(path)
+            for row in result["rows"]:
+                row = {**row, "variant": f"{scaling}/{restore}", "scaling": scaling, "factor": factors.get(scaling, 1.0),
+                       "restore": restore, "train_tokens": tokens, "seed": seed}
+                rows.append(row)
+                items = _sample_items(result, row)
+                if items:
+                    samples[row["variant"], seed, _key(row)] = items
+    frame = pd.DataFrame(rows)
+    frame = frame.assign(experiment=config["experiment"], git_commit=git_commit(), config_sha=ard_config.config_sha(config))
+    return frame.reindex(columns=MEASURED), samples  # results from before a column existed leave it empty
+
+
+def measured_from_summary(path):
+    """The measured rows of an existing summary.csv: its per-seed and unrestored rows (a table written
+    before seeds were an axis has one row per evaluation, the seed column holding the config's seed)."""
+    frame = pd.read_csv(path)
+    if "row_type" in frame:
+        restored = frame.restore != "none"
+        frame = frame[(restored & (frame.row_type == PER_SEED)) | (~restored & (frame.row_type == AGGREGATE))]
+    frame = frame.reindex(columns=MEASURED)
+    frame.loc[frame.restore == "none", "seed"] = None
+    return frame
+
+
+# ---------------------------------------------------------------- aggregating and comparing
+
+
+def _finite(x):
+    return x is not None and not pd.isna(x) and math.isfinite(float(x))
+
+
+def aggregate_rows(measured):
+    """Per-seed rows of restored variants, and one aggregate row per variant and key."""
+    out = []
+    for _, group in measured.groupby(["variant", *KEY], dropna=False, sort=False):
+        first = group.iloc[0].to_dict()
+        values = group.value.astype(float).tolist()
+        stderrs = [float(s) for s in group.stderr if _finite(s)]
+        if first["restore"] != "none":
+            for row in group.to_dict("records"):
+                low, high = stats.normal_interval(row["value"], float(row["stderr"]) if _finite(row["stderr"]) else None)
+                out.append({**row, "row_type": PER_SEED, "n_seeds": 1, "ci95_low": low, "ci95_high": high,
+                            "ci_method": "normal_stderr" if _finite(low) else "", "se_total": row["stderr"]})
+        stderr = float(np.mean(stderrs)) if len(stderrs) == len(values) else math.nan
+        if len(values) >= 2:
+            mean, sd, low, high = stats.t_interval(values)
+            ci_method, se_total = "t_over_seeds", math.hypot(sd / math.sqrt(len(values)), stderr)
+        else:
+            mean, sd, se_total = values[0], math.nan, stderr
+            low, high = stats.normal_interval(mean, stderr if _finite(stderr) else None)
+            ci_method = "normal_stderr" if _finite(low) else ""
+        out.append({**first, "row_type": AGGREGATE, "seed": None, "n_seeds": len(values), "value": mean,
+                    "mean": mean, "sd": sd, "stderr": stderr, "ci95_low": low, "ci95_high": high,
+                    "ci_method": ci_method, "se_total": se_total,
+                    "train_tokens": int(group.train_tokens.mean())})
+    return pd.DataFrame(out)
+
+
+def _references(frame):
+    """Per key: {(scaling, restore): (aggregate value, its total standard error)}."""
+    references = {}
+    for row in frame[frame.row_type == AGGREGATE].to_dict("records"):
+        references.setdefault(_key(row), {})[row["scaling"], row["restore"]] = (row["value"], row["se_total"])
+    return references
+
+
+def best_baseline(by_variant, scaling, higher_is_better):
+    """The best non-LinearARD restore of a scaling (`none` included), as (restore, value, se), or None."""
+    baselines = [(r, v, se) for (s, r), (v, se) in by_variant.items() if s == scaling and not is_linearard(r)]
+    if not baselines:
+        return None
+    return (max if higher_is_better else min)(baselines, key=lambda b: b[1])
 
 
 def add_recovery(frame):
-    """Fill the reference columns by looking up, per row, the native, `none` and best-baseline values."""
-    values = {}
+    """Recovery and gap-closed columns with propagated 95 % intervals, on every row."""
+    references = _references(frame)
+    columns = {name: [] for name in ("native_value", "recovery_vs_native_pct", "recovery_vs_native_ci95_low",
+                                     "recovery_vs_native_ci95_high", "recovery_vs_best_baseline_pct",
+                                     "recovery_vs_best_baseline_ci95_low", "recovery_vs_best_baseline_ci95_high",
+                                     "gap_closed_pct", "gap_closed_ci95_low", "gap_closed_ci95_high", "gap_closed_note")}
+
+    def put(prefix, value_se):
+        value, se = value_se
+        low, high = stats.normal_interval(value, se if _finite(se) else None)
+        columns[f"{prefix}_pct"].append(value)
+        columns[f"{prefix}_ci95_low"].append(low)
+        columns[f"{prefix}_ci95_high"].append(high)
+
+    nan2 = (math.nan, math.nan)
     for row in frame.to_dict("records"):
-        values.setdefault(_key(row), {})[(row["scaling"], row["restore"])] = (row["value"], row["higher_is_better"])
-    native_col, vs_native, vs_baseline, gap = [], [], [], []
-    for row in frame.to_dict("records"):
-        by_variant = values[_key(row)]
+        by_variant = references[_key(row)]
         higher = bool(row["higher_is_better"])
-        native = by_variant.get((ard_config.NATIVE, "none"), (math.nan, higher))[0]
-        none = by_variant.get((row["scaling"], "none"), (math.nan, higher))[0]
-        baselines = [v for (s, r), (v, _) in by_variant.items() if s == row["scaling"] and not is_linearard(r)]
-        best = (max if higher else min)(baselines) if baselines else math.nan
+        se = float(row["se_total"]) if _finite(row["se_total"]) else math.nan
+        native, se_native = by_variant.get((ard_config.NATIVE, "none"), nan2)
+        none, se_none = by_variant.get((row["scaling"], "none"), nan2)
+        best = best_baseline(by_variant, row["scaling"], higher)
         scaled = row["scaling"] != ard_config.NATIVE
-        native_col.append(native)
-        vs_native.append(ratio_pct(row["value"], native, higher))
-        vs_baseline.append(ratio_pct(row["value"], best, higher) if scaled else math.nan)
-        gap.append(gap_closed_pct(row["value"], none, native) if scaled else math.nan)
-    return frame.assign(native_value=native_col, recovery_vs_native_pct=vs_native,
-                        recovery_vs_best_baseline_pct=vs_baseline, gap_closed_pct=gap)
+        columns["native_value"].append(native)
+        put("recovery_vs_native", stats.ratio_pct(row["value"], native, higher, se, se_native))
+        put("recovery_vs_best_baseline", stats.ratio_pct(row["value"], best[1], higher, se, best[2]) if scaled and best else nan2)
+        closed, se_closed, note = stats.gap_closed_pct(row["value"], none, native, se, se_none, se_native) if scaled else (math.nan, math.nan, "")
+        put("gap_closed", (closed, se_closed))
+        columns["gap_closed_note"].append(note)
+    return frame.assign(**columns)
 
 
-def summarise(config, layout):
-    frame = collect_rows(config, layout)
-    frame = add_recovery(frame)
-    frame = frame.assign(experiment=config["experiment"], seed=config["seed"], git_commit=git_commit(),
-                         config_sha=ard_config.config_sha(config))
+def _doc_items(samples, variant, seeds, key):
+    """(aggregation, {doc_id: item averaged over the seeds}) of one variant and key, or None."""
+    found = [samples.get((variant, seed, key)) for seed in seeds]
+    if not found or any(f is None for f in found):
+        return None
+    docs = sorted(set.intersection(*(set(items) for _, items in found)))
+    return found[0][0], {d: stats.mean_over_seeds([items[d] for _, items in found]) for d in docs}
+
+
+def add_tests(frame, samples):
+    """p-values of restored variants' aggregate rows against `none` and the best baseline, Holm-corrected."""
+    seeds = frame[frame.row_type == PER_SEED].groupby("variant").seed.unique().to_dict()
+    references = _references(frame)
+    p_none, p_best = [], []
+    for row in frame.to_dict("records"):
+        if row["row_type"] != AGGREGATE or row["restore"] == "none":
+            p_none.append(math.nan)
+            p_best.append(math.nan)
+            continue
+        key, higher = _key(row), bool(row["higher_is_better"])
+        mine = _doc_items(samples, row["variant"], seeds.get(row["variant"], []), key)
+        best = best_baseline(references[key], row["scaling"], higher)
+        for out, reference in ((p_none, "none"), (p_best, best[0] if best else None)):
+            ref_variant = f"{row['scaling']}/{reference}"
+            theirs = _doc_items(samples, ref_variant, seeds.get(ref_variant, [None]), key) if reference else None
+            if mine is None or theirs is None or reference == row["restore"]:
+                out.append(math.nan)
+                continue
+            docs = sorted(set(mine[1]) & set(theirs[1]))
+            out.append(stats.paired_pvalue([mine[1][d] for d in docs], [theirs[1][d] for d in docs], mine[0], higher))
+    adjusted = stats.holm(p_none + p_best)
+    n = len(p_none)
+    significant = [None if math.isnan(p) else bool(p < ALPHA) for p in adjusted]
+    return frame.assign(better_than_none_p=p_none, better_than_none_significant=significant[:n],
+                        better_than_best_baseline_p=p_best, better_than_best_baseline_significant=significant[n:])
+
+
+def summarise(measured, samples=None):
+    frame = add_recovery(aggregate_rows(measured))
+    frame = add_tests(frame, samples or {})
     frame["context_length"] = frame["context_length"].astype("Int64")
-    return frame[COLUMNS]
+    frame["seed"] = frame["seed"].astype("Int64")
+    return frame.reindex(columns=COLUMNS)
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def _flag(value):
+    return value is not None and not pd.isna(value) and bool(value)
+
+
+def _cell(row):
+    """`value ± half-width` with * / † marking significance against none / the best baseline."""
+    if pd.isna(row["value"]):
+        return ""
+    text = f"{row['value']:.4g}"
+    if _finite(row["ci95_low"]) and _finite(row["ci95_high"]):
+        text += f" ± {(row['ci95_high'] - row['ci95_low']) / 2:.2g}"
+    marks = ("*" if _flag(row["better_than_none_significant"]) else "") + (
+        "†" if _flag(row["better_than_best_baseline_significant"]) else "")
+    return text + marks
 
 
 def _markdown_table(frame):
@@ -126,39 +286,87 @@ def _markdown_table(frame):
     return "\n".join(lines)
 
 
-def to_markdown(frame):
-    variants = list(dict.fromkeys(frame["variant"]))
-    sections = [f"# {frame['experiment'].iloc[0]}: recovery summary", "",
-                f"git {frame['git_commit'].iloc[0]} · config {frame['config_sha'].iloc[0]} · seed {frame['seed'].iloc[0]}",
-                "", "Values per variant; `rec%` columns are recovery_vs_native_pct (100 = as good as the native teacher).", ""]
-    index = KEY
-    frame = frame.assign(context_length=frame["context_length"].astype(object).where(frame["context_length"].notna(), "short"))
-    for suite, block in frame.groupby("suite", sort=False):
-        values = block.pivot_table(index=index, columns="variant", values="value", sort=False)
-        recovery = block.pivot_table(index=index, columns="variant", values="recovery_vs_native_pct", sort=False)
-        table = pd.DataFrame(index=values.index)
+LEGEND = ("Each cell: the mean over seeds (or the one evaluation) ± the half-width of its 95 % interval;"
+          " `*` better than the unrestored scaling, `†` better than the best baseline (paired permutation test,"
+          " p < 0.05 after Holm's correction across the table). `rec%` columns: recovery_vs_native_pct"
+          " (100 = as good as the native teacher).")
+
+
+def pivot_tables(frame):
+    """[(suite, table)]: per suite, one row per task/metric/length and a column per variant (with rec%)."""
+    aggregate = frame[frame.row_type == AGGREGATE]
+    variants = list(dict.fromkeys(aggregate["variant"]))
+    aggregate = aggregate.assign(
+        cell=aggregate.apply(_cell, axis=1),
+        context_length=aggregate["context_length"].astype(object).where(aggregate["context_length"].notna(), "short"))
+    tables = []
+    for suite, block in aggregate.groupby("suite", sort=False):
+        cells = block.pivot_table(index=KEY, columns="variant", values="cell", aggfunc="first", sort=False)
+        recovery = block.pivot_table(index=KEY, columns="variant", values="recovery_vs_native_pct", sort=False)
+        table = pd.DataFrame(index=cells.index)
         for variant in variants:
-            if variant in values:
-                table[variant] = values[variant]
+            if variant in cells:
+                table[variant] = cells[variant]
             if variant in recovery and not variant.startswith(ard_config.NATIVE):
                 table[f"{variant} rec%"] = recovery[variant]
-        sections += [f"## {suite}", "", _markdown_table(table.reset_index()), ""]
+        tables.append((suite, table.reset_index()))
+    return tables
+
+
+def _provenance(frame):
+    first = frame.iloc[0]
+    return f"{first['experiment']}: recovery summary", f"git {first['git_commit']} · config {first['config_sha']}"
+
+
+def to_markdown(frame):
+    title, provenance = _provenance(frame)
+    sections = [f"# {title}", "", provenance, "", LEGEND, ""]
+    for suite, table in pivot_tables(frame):
+        sections += [f"## {suite}", "", _markdown_table(table), ""]
     return "\n".join(sections)
 
 
-def build(config, out_csv, out_md):
-    frame = summarise(config, Layout(config["outdir"]))
+def to_html(frame):
+    """The same tables as one standalone HTML page (what `snakemake --report` shows)."""
+    from html import escape
+
+    title, provenance = _provenance(frame)
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(title)}</title>",
+             "<style>body{font-family:sans-serif;font-size:13px} table{border-collapse:collapse;margin-bottom:2em}"
+             " td,th{border:1px solid #ccc;padding:2px 6px;text-align:right} th{background:#eee}</style></head><body>",
+             f"<h1>{escape(title)}</h1><p>{escape(provenance)}</p><p>{escape(LEGEND)}</p>"]
+    for suite, table in pivot_tables(frame):
+        parts += [f"<h2>{escape(suite)}</h2>", table.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")]
+    return "".join(parts) + "</body></html>\n"
+
+
+def write(frame, out_csv, out_md, out_html=None):
     with atomic_file(out_csv) as handle:
         frame.to_csv(handle, index=False)
     with atomic_file(out_md) as handle:
         handle.write(to_markdown(frame))
+    if out_html:
+        with atomic_file(out_html) as handle:
+            handle.write(to_html(frame))
+
+
+def build(config, out_csv, out_md, out_html=None):
+    measured, samples = collect(config, Layout(config["outdir"]))
+    write(summarise(measured, samples), out_csv, out_md, out_html)
 
 
 @stage_main
 def main(argv=None):
     parser = stage_parser("ard report", __doc__)
-    parser.add_argument("--config", required=True, help="experiment config (YAML)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", help="experiment config (YAML): summarise its evaluation results")
+    source.add_argument("--from-summary", help="an existing summary.csv: recompute every derived column from its measured ones")
     parser.add_argument("--out-csv", required=True, help="tidy summary CSV to write")
     parser.add_argument("--out-md", required=True, help="markdown pivot to write")
+    parser.add_argument("--out-html", help="the same pivot as an HTML page (optional)")
     args = parser.parse_args(argv)
-    build(ard_config.load(args.config), Path(args.out_csv), Path(args.out_md))
+    html = Path(args.out_html) if args.out_html else None
+    if args.from_summary:
+        write(summarise(measured_from_summary(args.from_summary)), Path(args.out_csv), Path(args.out_md), html)
+    else:
+        build(ard_config.load(args.config), Path(args.out_csv), Path(args.out_md), html)

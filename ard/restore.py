@@ -35,6 +35,7 @@ def parse_args(argv):
     parser.add_argument("--config", required=True, help="resolved experiment config (YAML)")
     parser.add_argument("--method", required=True, help="a key of the config's restore section, e.g. linearard")
     parser.add_argument("--scaling", required=True, help="scaling variant name, e.g. linear-4x")
+    parser.add_argument("--seed", type=int, help="restoration seed (one of the config's seeds; default: its seed)")
     parser.add_argument("--teacher", required=True, help="native-RoPE teacher model dir")
     parser.add_argument("--student", required=True, help="scaled-RoPE student model dir (the variant <scaling>/none)")
     parser.add_argument("--data", required=True, help="data stage dir (tokens/train.npy is trained on)")
@@ -177,4 +178,6 @@ def run(config, method, scaling, teacher_dir, student_dir, data_dir, checkpoints
 def main(argv=None):
     args = parse_args(argv)
     config = ard_config.load(args.config)
+    if args.seed is not None:
+        config["seed"] = args.seed  # what this restoration draws from: data order, LoRA init, dropout
     run(config, args.method, args.scaling, args.teacher, args.student, args.data, args.checkpoints, args.out)

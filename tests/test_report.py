@@ -20,18 +20,19 @@ def _config(tmp_path, restores=("none", "linearard", "cpt")):
     })
 
 
-def _write(layout, scaling, restore, acc, ppl, niah, tokens=None):
+def _write(layout, scaling, restore, acc, ppl, niah, tokens=None, seed=0, ppl_stderr=0.5):
     rows = [
         {"suite": "short", "task": "cloze", "metric": "acc", "context_length": None, "value": acc, "stderr": 0.01,
          "n_samples": 50, "higher_is_better": True, "beyond_max_position": False},
         {"suite": "short", "task": "ppl", "metric": "word_perplexity", "context_length": None, "value": ppl,
-         "stderr": None, "n_samples": 10, "higher_is_better": False, "beyond_max_position": False},
+         "stderr": ppl_stderr, "n_samples": 10, "higher_is_better": False, "beyond_max_position": False},
         {"suite": "short", "task": "niah", "metric": "score", "context_length": 512, "value": niah, "stderr": 0.1,
          "n_samples": 20, "higher_is_better": True, "beyond_max_position": scaling == "native"},
     ]
-    write_json(layout.eval_result(scaling, restore, "short"), {"rows": rows})
+    seed = None if restore == "none" else seed
+    write_json(layout.eval_result(scaling, restore, "short", seed), {"rows": rows})
     if tokens is not None:
-        write_json(layout.variant(scaling, restore) / "restore.json", {"train_tokens": tokens})
+        write_json(layout.variant(scaling, restore, seed) / "restore.json", {"train_tokens": tokens})
 
 
 @pytest.fixture
@@ -46,8 +47,8 @@ def summary(tmp_path):
     return pd.read_csv(layout.summary_csv), layout
 
 
-def _row(frame, variant, task):
-    match = frame[(frame.variant == variant) & (frame.task == task)]
+def _row(frame, variant, task, row_type=report.AGGREGATE):
+    match = frame[(frame.variant == variant) & (frame.task == task) & (frame.row_type == row_type)]
     assert len(match) == 1
     return match.iloc[0]
 
@@ -55,7 +56,9 @@ def _row(frame, variant, task):
 def test_columns_and_row_count(summary):
     frame, _ = summary
     assert list(frame.columns) == report.COLUMNS
-    assert len(frame) == 4 * 3
+    # an aggregate row per variant and metric, and a per-seed row for each restored variant
+    assert len(frame) == 4 * 3 + 2 * 3
+    assert (frame[frame.row_type == report.PER_SEED].restore != "none").all()
     assert set(frame.variant) == {"native/none", "linear-4x/none", "linear-4x/linearard", "linear-4x/cpt"}
 
 

@@ -33,6 +33,7 @@ wildcard_constraints:
     scaling="|".join(map(re.escape, SCALINGS)),
     restore="|".join(map(re.escape, RESTORES)) or "$^",
     suite="|".join(map(re.escape, SUITES)),
+    seed=r"\d+",
 
 
 def write_resolved_config():
@@ -62,4 +63,17 @@ def benchmark_path(rule_name, *parts):
 
 
 def eval_results(wildcards=None):
-    return [str(L.eval_result(s, r, suite)) for s, r in VARIANTS for suite in SUITES]
+    return [str(L.eval_result(s, r, suite, seed)) for s, r, seed in ard_config.runs(config) for suite in SUITES]
+
+
+def restored_runs():
+    return [(s, r, seed) for s, r, seed in ard_config.runs(config) if r != "none"]
+
+
+def restore_infos(wildcards=None):
+    """restore.json of every restored run: the report reads their training tokens."""
+    return [str(L.variant(s, r, seed) / "restore.json") for s, r, seed in restored_runs()]
+
+
+def train_logs(wildcards=None):
+    return [str(L.variant(s, r, seed) / "train_log.csv") for s, r, seed in restored_runs()]

@@ -23,23 +23,42 @@ rule evaldata:
 
 # One thread per job: on a small CPU two evaluations side by side beat one with two threads
 # (lm-eval's per-request Python overhead and the imports do not parallelise).
+EVALUATE = (
+    "{ARD} evaluate --config {CONFIG} --suite {wildcards.suite} --model {input.model}"
+    " --evaldata {input.evaldata} --out {output} --threads {threads} > {log} 2>&1"
+)
+
+
+# The teacher and each scaling as it is: one evaluation each.
 rule evaluate:
     wildcard_constraints:
         scaling="|".join(map(re.escape, ["native", *SCALINGS])),
-        restore="|".join(map(re.escape, ["none", *RESTORES])),
     input:
-        model=str(L.model("{scaling}", "{restore}")),
+        model=str(L.model("{scaling}", "none")),
         evaldata=str(L.evaldata("{suite}")),
         eval_configs=EVAL_CONFIG_FILES,
     output:
-        str(L.eval_result("{scaling}", "{restore}", "{suite}")),
+        str(L.eval_result("{scaling}", "none", "{suite}")),
     params:
         fingerprint=fingerprint("evaluation", "seed"),
     log:
-        log_path("evaluate", "{scaling}", "{restore}", "{suite}"),
+        log_path("evaluate", "{scaling}", "none", "{suite}"),
     benchmark:
-        benchmark_path("evaluate", "{scaling}", "{restore}", "{suite}")
+        benchmark_path("evaluate", "{scaling}", "none", "{suite}")
     threads: 1
     shell:
-        "{ARD} evaluate --config {CONFIG} --suite {wildcards.suite} --model {input.model}"
-        " --evaldata {input.evaldata} --out {output} --threads {threads} > {log} 2>&1"
+        EVALUATE
+
+
+# A restored variant: one evaluation per restoration seed.
+use rule evaluate as evaluate_restored with:
+    input:
+        model=str(L.model("{scaling}", "{restore}", "{seed}")),
+        evaldata=str(L.evaldata("{suite}")),
+        eval_configs=EVAL_CONFIG_FILES,
+    output:
+        str(L.eval_result("{scaling}", "{restore}", "{suite}", "{seed}")),
+    log:
+        log_path("evaluate", "{scaling}", "{restore}", "seed{seed}", "{suite}"),
+    benchmark:
+        benchmark_path("evaluate", "{scaling}", "{restore}", "seed{seed}", "{suite}")
