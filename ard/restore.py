@@ -110,6 +110,7 @@ def run(config, method, scaling, teacher_dir, student_dir, data_dir, checkpoints
 
     `on_step(step)` is called after every optimizer step (tests interrupt runs through it).
     """
+    from ard.restore_methods import distributed
     from ard.restore_methods.context import Context
     from ard.restore_methods.training import Progress, train_stage
 
@@ -128,6 +129,10 @@ def run(config, method, scaling, teacher_dir, student_dir, data_dir, checkpoints
 
     tokenizer = AutoTokenizer.from_pretrained(student_dir)  # read now: a missing one must not cost a training run
     device = setup(config)
+    ranks = distributed.start(device.type)
+    device = distributed.local_device(device)
+    if device.type == "cpu" and ranks.world > 1:  # ranks on one host share its cores
+        torch.set_num_threads(max(1, config["threads"] // ranks.world))
     teacher = _load(teacher_dir, DTYPES[spec["dtype"]], device).eval().requires_grad_(False)
     student = _student(student_dir, spec, device)
     native = config["teacher"]["native_context"] or teacher.config.max_position_embeddings
@@ -139,6 +144,7 @@ def run(config, method, scaling, teacher_dir, student_dir, data_dir, checkpoints
         target_len=round(scaling_spec["factor"] * native),
         device=device,
         seed=config["seed"],
+        ranks=ranks,
     )
     job = json.dumps({"sections": restore_methods.fingerprint_sections(config, method), "scaling": scaling_spec,
                       "seed": config["seed"], "inputs": _input_signature(teacher_dir, student_dir, tokens_path)},
@@ -149,6 +155,9 @@ def run(config, method, scaling, teacher_dir, student_dir, data_dir, checkpoints
         objective = restore_methods.objective_class(name)(hp, ctx)
         train_stage(name, objective, hp, ctx, checkpoints, job, progress, on_step)
 
+    if not ranks.main:  # every rank holds the same adapter; rank 0 writes it
+        distributed.finish(ranks)
+        return student
     began = time.perf_counter()
     with atomic_dir(out) as tmp:
         _export(student, student_dir, tokenizer, tmp)
@@ -167,10 +176,12 @@ def run(config, method, scaling, teacher_dir, student_dir, data_dir, checkpoints
             "target_context": ctx.target_len,
             "trainable_parameters": sum(p.numel() for p in student.parameters() if p.requires_grad),
             "device": str(device),
+            "ranks": ranks.world,
             "seed": config["seed"],
             "hyperparameters": {"method": spec, "stages": dict(plan)},
         })
     shutil.rmtree(checkpoints, ignore_errors=True)
+    distributed.finish(ranks)
     return student
 
 

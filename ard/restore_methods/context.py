@@ -4,6 +4,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ard.restore_methods.distributed import Ranks
+
 
 @dataclass
 class Context:
@@ -15,16 +17,18 @@ class Context:
     device: torch.device
     seed: int
     stage: int = 0  # index in a sequence of stages; salts the data stream
+    ranks: Ranks = Ranks()  # data-parallel ranks: each trains on its slice of every global batch
 
     def windows(self, step, stream, batch_size, seq_len):
-        """[batch_size, seq_len] token windows drawn as a pure function of (seed, stage, step, stream).
+        """[batch_size, seq_len] token windows drawn as a pure function of (seed, stage, step, stream);
+        under data parallelism, this rank's slice of them.
 
         Drawing from the step index, not from a running generator, is what makes a resumed run read
         exactly the batches an uninterrupted one reads.
         """
         if len(self.tokens) < seq_len:
             raise ValueError(f"training tokens ({len(self.tokens)}) are fewer than one sequence of {seq_len}")
-        starts = self.rng(step, stream).integers(0, len(self.tokens) - seq_len + 1, size=batch_size)
+        starts = self.ranks.slice(self.rng(step, stream).integers(0, len(self.tokens) - seq_len + 1, size=batch_size))
         batch = np.stack([self.tokens[s : s + seq_len] for s in starts]).astype(np.int64)
         return torch.from_numpy(batch).to(self.device)
 

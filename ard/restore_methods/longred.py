@@ -72,7 +72,9 @@ class Objective:
     def _short_to_long(self, step):
         ids = self.ctx.windows(step, 1, self.batch_size, self.seq_len)
         rng = self.ctx.rng(step, 2)
-        positions = torch.stack([skipped_positions(rng, self.seq_len, self.ctx.target_len) for _ in ids])
+        # drawn for the global batch, then sliced: each rank gets the positions of its own rows
+        positions = self.ctx.ranks.slice(
+            torch.stack([skipped_positions(rng, self.seq_len, self.ctx.target_len) for _ in range(self.batch_size)]))
         # An explicit mask: with none, transformers reads a jump in position ids as a packed-sequence boundary.
         mask = torch.ones_like(ids)
         with torch.no_grad():

@@ -101,7 +101,8 @@ def train_stage(name, objective, hp, ctx, ckpt_dir, fingerprint, progress, on_st
         })
 
     student.train()
-    bar = tqdm(total=steps, initial=start, desc=f"restore {name}", unit="step", dynamic_ncols=True)
+    bar = tqdm(total=steps, initial=start, desc=f"restore {name}", unit="step", dynamic_ncols=True,
+               disable=not ctx.ranks.main)
     for step in range(start, steps):
         began = time.perf_counter()
         # Dropout masks from (seed, stage, step): the same on a resumed run as on an uninterrupted one.
@@ -111,14 +112,16 @@ def train_stage(name, objective, hp, ctx, ckpt_dir, fingerprint, progress, on_st
             group["lr"] = lr
         loss, parts = objective.loss(step)
         loss.backward()
+        ctx.ranks.average_gradients(params.values())
         grad_norm = torch.nn.utils.clip_grad_norm_(params.values(), hp["grad_clip"])
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         seconds = time.perf_counter() - began
         progress.tokens += objective.tokens_per_step
         progress.seconds += seconds
-        row = {"stage": name, "step": progress.steps + step + 1, "loss": loss.item()}
-        row.update({f"loss_{key}": value.item() for key, value in parts.items()})
+        # the global batch's loss: the mean over ranks of their slices' losses
+        row = {"stage": name, "step": progress.steps + step + 1, "loss": ctx.ranks.mean(loss).item()}
+        row.update({f"loss_{key}": ctx.ranks.mean(value).item() for key, value in parts.items()})
         row.update({
             "grad_norm": grad_norm.item(),
             "lr": lr,
@@ -130,7 +133,7 @@ def train_stage(name, objective, hp, ctx, ckpt_dir, fingerprint, progress, on_st
         progress.rows.append(row)
         bar.update(1)
         bar.set_postfix(loss=f"{row['loss']:.4g}", tok_s=f"{row['tokens_per_s']:.0f}")
-        if (step + 1) % hp["checkpoint_every"] == 0 or step + 1 == steps:
+        if ctx.ranks.main and ((step + 1) % hp["checkpoint_every"] == 0 or step + 1 == steps):
             checkpoint(step + 1)
         if on_step is not None:
             on_step(progress.steps + step + 1)

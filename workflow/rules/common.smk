@@ -54,6 +54,14 @@ def fingerprint(*sections):
     return json.dumps([config.get(s) if isinstance(s, str) else s for s in sections], sort_keys=True)
 
 
+def restore_launcher(restore):
+    """`python -m ard`, or torchrun over the method's `gpus` ranks (one process per GPU, or per CPU share)."""
+    ranks = config["restore"][restore]["gpus"]
+    if ranks == 1:
+        return ARD
+    return f'"{sys.executable}" -m torch.distributed.run --standalone --nproc_per_node {ranks} -m ard'
+
+
 def log_path(rule_name, *parts):
     return f"logs/{EXP}/{rule_name}/" + "/".join(parts) + ".log"
 

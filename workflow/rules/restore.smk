@@ -19,12 +19,13 @@ rule restore:
         ),
         variant_dir=lambda w: str(L.variant(w.scaling, w.restore, w.seed)),
         checkpoints=lambda w: str(L.checkpoints(w.scaling, w.restore, w.seed)),
+        launcher=lambda w: restore_launcher(w.restore),
     log:
         log_path("restore", "{scaling}", "{restore}", "seed{seed}"),
     benchmark:
         benchmark_path("restore", "{scaling}", "{restore}", "seed{seed}")
     threads: config["threads"]
     shell:
-        "{ARD} restore --config {CONFIG} --method {wildcards.restore} --scaling {wildcards.scaling} --seed {wildcards.seed}"
+        "{params.launcher} restore --config {CONFIG} --method {wildcards.restore} --scaling {wildcards.scaling} --seed {wildcards.seed}"
         " --teacher {input.teacher} --student {input.student} --data {input.data}"
         " --checkpoints {params.checkpoints} --out {params.variant_dir} > {log} 2>&1"
