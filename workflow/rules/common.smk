@@ -54,6 +54,24 @@ def fingerprint(*sections):
     return json.dumps([config.get(s) if isinstance(s, str) else s for s in sections], sort_keys=True)
 
 
+# What a job asks a scheduler for, before the config's `resources` (sized for the embedded default).
+RESOURCE_DEFAULTS = {"mem_mb": 4096, "runtime": 60}
+RULE_RESOURCES = {
+    "teacher": {"mem_mb": 8192, "runtime": 120},
+    "restore": {"mem_mb": 16384, "runtime": 240},
+    "evaluate": {"mem_mb": 16384, "runtime": 120},
+}
+ON_GPU = config["device"] != "cpu"
+
+
+def job_resources(rule_name, gpu=0):
+    """Snakemake resources of a rule: the defaults, the config's `default`, then its own section."""
+    settings = config["resources"]
+    merged = {**RESOURCE_DEFAULTS, **RULE_RESOURCES.get(rule_name, {}), **settings.get("default", {}),
+              **settings.get(rule_name, {})}
+    return {**merged, "gpu": gpu if ON_GPU else 0}
+
+
 def restore_launcher(restore):
     """`python -m ard`, or torchrun over the method's `gpus` ranks (one process per GPU, or per CPU share)."""
     ranks = config["restore"][restore]["gpus"]

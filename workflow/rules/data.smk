@@ -11,5 +11,7 @@ rule data:
     benchmark:
         benchmark_path("data", "data")
     threads: config["threads"]
+    resources:
+        **job_resources("data"),
     shell:
         "{ARD} data --config {CONFIG} {params.teacher_arg} --out {output} > {log} 2>&1"

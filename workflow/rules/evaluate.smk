@@ -17,6 +17,8 @@ rule evaldata:
         log_path("evaldata", "{suite}"),
     benchmark:
         benchmark_path("evaldata", "{suite}")
+    resources:
+        **job_resources("evaldata"),
     shell:
         "{ARD} evaldata --config {CONFIG} --suite {wildcards.suite} --data {input.data} --out {output} > {log} 2>&1"
 
@@ -46,6 +48,8 @@ rule evaluate:
     benchmark:
         benchmark_path("evaluate", "{scaling}", "none", "{suite}")
     threads: 1
+    resources:
+        **job_resources("evaluate", gpu=1),
     shell:
         EVALUATE
 

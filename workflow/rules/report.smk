@@ -13,6 +13,8 @@ rule report:
         log_path("report", "report"),
     benchmark:
         benchmark_path("report", "report")
+    resources:
+        **job_resources("report"),
     shell:
         "{ARD} report --config {CONFIG} --out-csv {output.csv} --out-md {output.md} --out-html {output.html} > {log} 2>&1"
 
@@ -29,6 +31,8 @@ rule plots:
         log_path("report", "plots"),
     benchmark:
         benchmark_path("report", "plots")
+    resources:
+        **job_resources("report"),
     shell:
         "{ARD} plots --summary {input.summary} --variants {params.variants} --out {output} > {log} 2>&1"
 
@@ -39,5 +43,7 @@ rule config_used:
         CONFIG,
     output:
         report(L.config_used, category="Config", labels={"file": "config.yaml"}),
+    resources:
+        **job_resources("report"),
     shell:
         "cp {input} {output}"

@@ -25,6 +25,8 @@ rule restore:
     benchmark:
         benchmark_path("restore", "{scaling}", "{restore}", "seed{seed}")
     threads: config["threads"]
+    resources:
+        **job_resources("restore", gpu=lambda w: config["restore"][w.restore]["gpus"]),
     shell:
         "{params.launcher} restore --config {CONFIG} --method {wildcards.restore} --scaling {wildcards.scaling} --seed {wildcards.seed}"
         " --teacher {input.teacher} --student {input.student} --data {input.data}"

@@ -9,5 +9,7 @@ rule scale:
         log_path("scale", "{scaling}"),
     benchmark:
         benchmark_path("scale", "{scaling}")
+    resources:
+        **job_resources("scale"),
     shell:
         "{ARD} scale --config {CONFIG} --scaling {wildcards.scaling} --teacher {input.teacher} --out {output} > {log} 2>&1"

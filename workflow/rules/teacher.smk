@@ -13,5 +13,7 @@ rule teacher:
     benchmark:
         benchmark_path("teacher", "teacher")
     threads: config["threads"]
+    resources:
+        **job_resources("teacher", gpu=0 if REAL_TEACHER else 1),
     shell:
         "{ARD} teacher --config {CONFIG} {params.data_arg} --out {output} > {log} 2>&1"
