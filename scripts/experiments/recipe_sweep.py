@@ -5,9 +5,12 @@ Every method is swept over the same rates and judged by the same rule: the mean 
 loss at the short and the long length (both are what a context extension must keep), so no method's recipe
 is copied from another's. The teacher, the scaled student and the data are the experiment's own (run its
 `scale` targets first). One JSON line per run (and one for the native and the unrestored model).
+With --write-config, the experiment config with each swept method's rate set to its winner is written
+there, so a study can run on the sweep's choice in the same sitting (the rule picks; nobody hand-tunes).
 
     PYTHONPATH=.:kernels python scripts/experiments/recipe_sweep.py --config config/smollm2-h200.yaml \
-        --scaling linear-4x --out sweep.jsonl [--methods ...] [--lrs ...] [--fraction 0.25]
+        --scaling linear-4x --out sweep.jsonl [--methods ...] [--lrs ...] [--fraction 0.25] \
+        [--write-config chosen.yaml]
 """
 import argparse
 import copy
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from ard import config as ard_config
 from ard import restore
@@ -44,6 +48,7 @@ def main():
     parser.add_argument("--short", type=int, default=2048)
     parser.add_argument("--out", required=True)
     parser.add_argument("--work", default="/tmp/recipe-sweep")
+    parser.add_argument("--write-config", help="write the config with each method's winning rate here")
     args = parser.parse_args()
 
     config = ard_config.load(args.config)
@@ -53,6 +58,7 @@ def main():
     device = torch.device("cuda")
     tokens = np.load(layout.data / "tokens" / "val.npy")
     out = open(args.out, "a")
+    scores = {}
 
     from transformers import AutoModelForCausalLM
 
@@ -79,9 +85,21 @@ def main():
             out.write(json.dumps(row) + "\n")
             out.flush()
             print(row, flush=True)
+            scores.setdefault(method, {})[lr] = (row["val_loss_short"] + row["val_loss_long"]) / 2
             del student
             torch.cuda.empty_cache()
             shutil.rmtree(work)
+    if args.write_config:
+        write_chosen_config(args.config, scores, args.write_config)
+
+
+def write_chosen_config(source, scores, path):
+    """`source` as written, with each swept method's lr set to the one of lowest mean held-out loss."""
+    chosen = yaml.safe_load(Path(source).read_text())
+    for method, by_lr in scores.items():
+        chosen["restore"][method]["lr"] = min(by_lr, key=lambda lr: by_lr[lr] if np.isfinite(by_lr[lr]) else np.inf)
+        print(f"{method}: lr {chosen['restore'][method]['lr']:g}", flush=True)
+    Path(path).write_text(yaml.safe_dump(chosen, sort_keys=False))
 
 
 if __name__ == "__main__":
