@@ -2,7 +2,8 @@
 
 The top-level schema lives in config.schema.yaml; the `restore` and `evaluation` sections each have a
 schema file of their own (restore.schema.yaml, evaluation.schema.yaml) spliced in here, so that the
-stage owning a section also owns its schema.
+stage owning a section also owns its schema. A named restore variant (`cpt-10x: {method: cpt, ...}`) is
+checked against its base method's schema, spliced in per config.
 """
 import copy
 import hashlib
@@ -40,32 +41,93 @@ def _with_defaults(validator_class):
 DefaultFillingValidator = _with_defaults(jsonschema.Draft202012Validator)
 
 
-def load_schema():
+def load_schema(config=None):
+    """The config schema; given a config, with its named restore variants spliced in."""
     schema = yaml.safe_load((SCHEMA_DIR / "config.schema.yaml").read_text())
     for section, filename in SECTION_SCHEMAS.items():
         schema["properties"][section] = yaml.safe_load((SCHEMA_DIR / filename).read_text())
+    restore = schema["properties"]["restore"]
     # A restore method exists exactly when the restore schema describes its hyperparameters.
-    methods = ["none", *schema["properties"]["restore"]["properties"]]
-    schema["properties"]["restores"]["items"]["enum"] = methods
+    methods = list(restore["properties"])
+    method = _variant_schema(schema)["properties"]["method"]
+    method["enum"] = methods
+    variants = _named_variants(config, methods)
+    for name, base in variants.items():
+        if base:  # the others meet the generic variant schema, which says what is wrong with their `method`
+            own = restore["properties"][base]
+            restore["properties"][name] = {**own, "required": ["method"],
+                                           "properties": {**own["properties"], "method": method}}
+    schema["properties"]["restores"]["items"]["enum"] = ["none", *methods, *variants]
     return schema
+
+
+def _variant_schema(schema):
+    """The schema of a named restore variant whose `method` names no method (yet)."""
+    return schema["properties"]["restore"]["additionalProperties"]
+
+
+def _methods(schema):
+    return _variant_schema(schema)["properties"]["method"]["enum"]
+
+
+def _named_variants(config, methods):
+    """{name: its base method, or None where `method` names no method} of the config's restore variants."""
+    sections = (config or {}).get("restore")
+    if not isinstance(sections, dict):
+        return {}
+    bases = {name: section.get("method") if isinstance(section, dict) else None
+             for name, section in sections.items() if name not in methods}
+    return {name: base if base in methods else None for name, base in bases.items()}
+
+
+def _overlay(base, own):
+    """`base` with `own`'s keys over it, nested mappings merged key by key."""
+    merged = copy.deepcopy(base)
+    for key, value in own.items():
+        nested = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _overlay(merged[key], value) if nested else copy.deepcopy(value)
+    return merged
+
+
+def _inherit_variant_sections(config, methods):
+    """Each named variant's section becomes its base method's section as written, overlaid with its own.
+
+    On a resolved config the variant already holds every key, so this changes nothing: validating twice
+    gives what validating once gives.
+    """
+    sections = config.get("restore")
+    for name, base in _named_variants(config, methods).items():
+        if base and isinstance(sections.get(base), dict) and isinstance(sections[name], dict):
+            sections[name] = _overlay(sections[base], sections[name])
 
 
 def _error_path(error):
     return ".".join(str(part) for part in error.absolute_path) or "<top level>"
 
 
+def _error_line(error, schema):
+    """`config error at <key>: <what is wrong>` for a jsonschema error."""
+    path, message = _error_path(error), error.message
+    if error.validator == "additionalProperties":
+        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        message = f"unknown key {', '.join(map(repr, unknown))} (allowed: {allowed})"
+    elif "propertyNames" in error.absolute_schema_path:  # the only one: a restore variant's name
+        path = f"{path}.{error.instance}"
+        message = "not a valid variant name (letters, digits and _.+-, a letter or digit first; not 'none')"
+    elif error.validator == "required" and error.schema is _variant_schema(schema):
+        message = f"not a restore method ({', '.join(_methods(schema))}); a named variant of one needs `method`"
+    return f"config error at {path}: {message}"
+
+
 def validate(config):
     """Fill defaults in place and validate; raise ConfigError with a one-line message."""
-    validator = DefaultFillingValidator(load_schema())
+    schema = load_schema(config)
+    _inherit_variant_sections(config, _methods(schema))
+    validator = DefaultFillingValidator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), e.message))
     if errors:
-        error = errors[0]
-        message = error.message
-        if error.validator == "additionalProperties":
-            unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-            allowed = ", ".join(sorted(error.schema.get("properties", {})))
-            message = f"unknown key {', '.join(map(repr, unknown))} (allowed: {allowed})"
-        raise ConfigError(f"config error at {_error_path(error)}: {message}")
+        raise ConfigError(_error_line(errors[0], schema))
     _check_semantics(config)
     return config
 
@@ -92,6 +154,11 @@ def _check_semantics(config):
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"config error at scalings: duplicate scaling variant {duplicates[0]}")
+    for restore, section in config["restore"].items():
+        for index, name in enumerate(section["scalings"] or []):
+            if name not in names:
+                raise ConfigError(f"config error at restore.{restore}.scalings.{index}: no scaling variant named {name}"
+                                  f" (the config's: {', '.join(names)})")
 
 
 _EXPONENT_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
@@ -176,26 +243,28 @@ def native_context(config, teacher_dir=None):
 
 
 def variants(config):
-    """Every (scaling, restore) pair the experiment produces, the native teacher first."""
+    """Every (scaling, restore) pair the experiment produces, the native teacher first; a restore whose
+    section lists `scalings` is produced on those only."""
     pairs = [(NATIVE, "none")]
-    for scaling in config["scalings"]:
+    for scaling in map(scaling_name, config["scalings"]):
         for restore in config["restores"]:
-            pairs.append((scaling_name(scaling), restore))
+            if restore == "none" or scaling in (config["restore"][restore]["scalings"] or [scaling]):
+                pairs.append((scaling, restore))
     return pairs
 
 
-def restore_seeds(config):
-    """The seeds every restoration runs with (`seeds`, else the one `seed`)."""
-    return list(config["seeds"]) if config["seeds"] else [config["seed"]]
+def restore_seeds(config, restore):
+    """The seeds a restore runs with: its section's `seeds`, else the config's `seeds`, else its one `seed`."""
+    return list(config["restore"][restore]["seeds"] or config["seeds"] or [config["seed"]])
 
 
 def runs(config):
     """Every (scaling, restore, seed) that is evaluated: unrestored variants once (seed None), each
-    restored one once per restoration seed."""
+    restored one once per seed of its restore."""
     return [
         (scaling, restore, None) if restore == "none" else (scaling, restore, seed)
         for scaling, restore in variants(config)
-        for seed in ([None] if restore == "none" else restore_seeds(config))
+        for seed in ([None] if restore == "none" else restore_seeds(config, restore))
     ]
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ard import config as ard_config
-from ard import stats
+from ard import restore_methods, stats
 from ard.evaluation.samples import aggregation
 from ard.io import atomic_file, read_json
 from ard.paths import Layout
@@ -63,7 +63,12 @@ def git_commit():
         return "unknown"
 
 
-def is_linearard(restore):
+def is_linearard(restore, config=None):
+    """Whether a restore trains LinearARD, alone or in a sequence: by its base method where `config` has
+    its section (a named variant `{method: linearard}` is LinearARD whatever its name), else by its name
+    (a summary rebuilt without a config)."""
+    if config and restore in config["restore"]:
+        restore = restore_methods.base_method(config, restore)
     return "linearard" in restore.split("+")
 
 
@@ -172,15 +177,16 @@ def _references(frame):
     return references
 
 
-def best_baseline(by_variant, scaling, higher_is_better):
+def best_baseline(by_variant, scaling, higher_is_better, config=None):
     """The best non-LinearARD restore of a scaling (`none` included), as (restore, value, se), or None."""
-    baselines = [(r, v, se) for (s, r), (v, se) in by_variant.items() if s == scaling and not is_linearard(r)]
+    baselines = [(r, v, se) for (s, r), (v, se) in by_variant.items()
+                 if s == scaling and not is_linearard(r, config)]
     if not baselines:
         return None
     return (max if higher_is_better else min)(baselines, key=lambda b: b[1])
 
 
-def add_recovery(frame):
+def add_recovery(frame, config=None):
     """Recovery and gap-closed columns with propagated 95 % intervals, on every row."""
     references = _references(frame)
     columns = {name: [] for name in ("native_value", "recovery_vs_native_pct", "recovery_vs_native_ci95_low",
@@ -202,7 +208,7 @@ def add_recovery(frame):
         se = float(row["se_total"]) if _finite(row["se_total"]) else math.nan
         native, se_native = by_variant.get((ard_config.NATIVE, "none"), nan2)
         none, se_none = by_variant.get((row["scaling"], "none"), nan2)
-        best = best_baseline(by_variant, row["scaling"], higher)
+        best = best_baseline(by_variant, row["scaling"], higher, config)
         scaled = row["scaling"] != ard_config.NATIVE
         columns["native_value"].append(native)
         put("recovery_vs_native", stats.ratio_pct(row["value"], native, higher, se, se_native))
@@ -222,7 +228,7 @@ def _doc_items(samples, variant, seeds, key):
     return found[0][0], {d: stats.mean_over_seeds([items[d] for _, items in found]) for d in docs}
 
 
-def add_tests(frame, samples):
+def add_tests(frame, samples, config=None):
     """p-values of restored variants' aggregate rows against `none` and the best baseline, Holm-corrected."""
     seeds = frame[frame.row_type == PER_SEED].groupby("variant").seed.unique().to_dict()
     references = _references(frame)
@@ -234,7 +240,7 @@ def add_tests(frame, samples):
             continue
         key, higher = _key(row), bool(row["higher_is_better"])
         mine = _doc_items(samples, row["variant"], seeds.get(row["variant"], []), key)
-        best = best_baseline(references[key], row["scaling"], higher)
+        best = best_baseline(references[key], row["scaling"], higher, config)
         for out, reference in ((p_none, "none"), (p_best, best[0] if best else None)):
             ref_variant = f"{row['scaling']}/{reference}"
             theirs = _doc_items(samples, ref_variant, seeds.get(ref_variant, [None]), key) if reference else None
@@ -250,9 +256,10 @@ def add_tests(frame, samples):
                         better_than_best_baseline_p=p_best, better_than_best_baseline_significant=significant[n:])
 
 
-def summarise(measured, samples=None):
-    frame = add_recovery(aggregate_rows(measured))
-    frame = add_tests(frame, samples or {})
+def summarise(measured, samples=None, config=None):
+    """The summary table; `config` (absent when rebuilt from a summary) tells which restores are LinearARD."""
+    frame = add_recovery(aggregate_rows(measured), config)
+    frame = add_tests(frame, samples or {}, config)
     frame["context_length"] = frame["context_length"].astype("Int64")
     frame["seed"] = frame["seed"].astype("Int64")
     return frame.reindex(columns=COLUMNS)
@@ -352,7 +359,7 @@ def write(frame, out_csv, out_md, out_html=None):
 
 def build(config, out_csv, out_md, out_html=None):
     measured, samples = collect(config, Layout(config["outdir"]))
-    write(summarise(measured, samples), out_csv, out_md, out_html)
+    write(summarise(measured, samples, config), out_csv, out_md, out_html)
 
 
 @stage_main

@@ -6,9 +6,10 @@ Outputs (VARIANT_DIR, written atomically):
   adapter/         the peft LoRA adapter (base: the student dir)
   train_log.csv    one row per optimizer step: stage, step, loss, loss_<part> (per relation and layer group
                    for LinearARD), grad_norm, lr, tokens (cumulative), tokens_per_s, peak_memory_mb, elapsed_s
-  restore.json     method, stages, train_tokens (tokens the student read in training), wall_seconds (time
-                   in training steps, summed over resumed attempts), export_seconds, steps, final_loss,
-                   resumed_from_step, the hyperparameters, native and target context
+  restore.json     method (the restore's name), base_method (the method it trains: a named variant's
+                   `method`, else the same), stages, train_tokens (tokens the student read in training),
+                   wall_seconds (time in training steps, summed over resumed attempts), export_seconds,
+                   steps, final_loss, resumed_from_step, the hyperparameters, native and target context
 Checkpoints go to CKPT_DIR every `checkpoint_every` steps, outside VARIANT_DIR so that they outlive a
 killed job; a rerun of the same job resumes from the last one (a changed config starts afresh). They are
 deleted once VARIANT_DIR is in place: the finished output is then the thing to keep.
@@ -33,9 +34,11 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 def parse_args(argv):
     parser = stage_parser("ard restore", __doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="resolved experiment config (YAML)")
-    parser.add_argument("--method", required=True, help="a key of the config's restore section, e.g. linearard")
+    parser.add_argument("--method", required=True,
+                        help="a key of the config's restore section: a method (linearard) or a named variant (cpt-10x)")
     parser.add_argument("--scaling", required=True, help="scaling variant name, e.g. linear-4x")
-    parser.add_argument("--seed", type=int, help="restoration seed (one of the config's seeds; default: its seed)")
+    parser.add_argument("--seed", type=int,
+                        help="restoration seed (one of the restore's seeds; default: the config's seed)")
     parser.add_argument("--teacher", required=True, help="native-RoPE teacher model dir")
     parser.add_argument("--student", required=True, help="scaled-RoPE student model dir (the variant <scaling>/none)")
     parser.add_argument("--data", required=True, help="data stage dir (tokens/train.npy is trained on)")
@@ -164,6 +167,7 @@ def run(config, method, scaling, teacher_dir, student_dir, data_dir, checkpoints
         _write_log(tmp / "train_log.csv", progress.rows)
         write_json(tmp / "restore.json", {
             "method": method,
+            "base_method": restore_methods.base_method(config, method),
             "stages": [name for name, _ in plan],
             "scaling": scaling,
             "train_tokens": progress.tokens,

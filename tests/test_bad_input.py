@@ -23,8 +23,9 @@ def _last_line(text):
         ({"scalings": [{"type": "yarn", "factor": 0.5}]}, "config error at scalings.0.factor"),
         ({"teacher": {"source": "path", "path": "/no/such/teacher"}}, "config error at teacher.path: no such directory: /no/such/teacher"),
         ({"restores": ["none", "linearadr"]}, "config error at restores.1: 'linearadr' is not one of"),
+        ({"restore": {"cpt-10x": {"method": "cptt"}}}, "config error at restore.cpt-10x.method: 'cptt' is not one of"),
     ],
-    ids=["unknown-key", "factor-1", "factor-below-1", "missing-teacher", "unknown-restore"],
+    ids=["unknown-key", "factor-1", "factor-below-1", "missing-teacher", "unknown-restore", "variant-method"],
 )
 def test_bad_config_stops_before_any_job(tmp_path, overrides, expected):
     outdir = tmp_path / "results"

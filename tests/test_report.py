@@ -110,3 +110,25 @@ def test_missing_result_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="linear-4x/none/short.json"):
         report.build(config, layout.summary_csv, layout.summary_md)
     assert not layout.summary_csv.exists()
+
+
+def test_a_named_variant_of_linearard_is_no_baseline_whatever_its_name(tmp_path):
+    config = ard_config.validate({
+        "experiment": "unit", "outdir": str(tmp_path), "scalings": [{"type": "linear", "factor": 4}],
+        "restores": ["none", "linearard", "cpt", "long-run"], "restore": {"long-run": {"method": "linearard"}},
+        "evaluation": {"suites": ["short"]},
+    })
+    assert report.is_linearard("long-run", config) and not report.is_linearard("long-run")  # by base, not name
+    named = ("none", "cpt", "linearard", "linearard+cpt")
+    assert [report.is_linearard(r, config) for r in named] == [False, False, True, True]
+    layout = Layout(tmp_path)
+    _write(layout, "native", "none", acc=0.60, ppl=20.0, niah=0.10)
+    _write(layout, "linear-4x", "none", acc=0.40, ppl=40.0, niah=0.50)
+    _write(layout, "linear-4x", "linearard", acc=0.55, ppl=25.0, niah=0.45, tokens=1000)
+    _write(layout, "linear-4x", "cpt", acc=0.50, ppl=30.0, niah=0.60, tokens=5000)
+    _write(layout, "linear-4x", "long-run", acc=0.58, ppl=22.0, niah=0.70, tokens=9000)
+    report.build(config, layout.summary_csv, layout.summary_md)
+    frame = pd.read_csv(layout.summary_csv)
+    # cpt stays the best baseline though long-run scores higher: long-run is LinearARD too
+    assert _row(frame, "linear-4x/linearard", "cloze").recovery_vs_best_baseline_pct == pytest.approx(100 * 0.55 / 0.50)
+    assert _row(frame, "linear-4x/long-run", "cloze").recovery_vs_best_baseline_pct == pytest.approx(100 * 0.58 / 0.50)

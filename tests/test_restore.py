@@ -1,4 +1,5 @@
-"""The restore stage end to end on tiny models: every method, outputs, export, kill/resume, bad input."""
+"""The restore stage end to end on tiny models: every method and a named variant, outputs, export,
+kill/resume, bad input."""
 import csv
 import json
 import os
@@ -100,7 +101,7 @@ def test_each_method_trains_and_records_its_tokens(inputs, tmp_path, method):
     info = json.loads((out / "restore.json").read_text())
     rows = read_log(out)
     stages = ["cpt", "linearard"] if method == "linearard+cpt" else [method]
-    assert info["stages"] == stages and info["method"] == method
+    assert info["stages"] == stages and info["method"] == info["base_method"] == method
     assert info["steps"] == len(rows) == sum(FAST[s]["steps"] for s in stages)
     assert info["train_tokens"] == int(rows[-1]["tokens"]) == sum(FAST[s]["steps"] * TOKENS_PER_STEP[s] for s in stages)
     assert info["wall_seconds"] > 0 and np.isfinite(info["final_loss"])
@@ -112,6 +113,17 @@ def test_each_method_trains_and_records_its_tokens(inputs, tmp_path, method):
     assert all(parts[s] in rows[0] for s in stages)
     assert (out / "adapter" / "adapter_config.json").is_file() and (out / "model" / "config.json").is_file()
     assert not ckpt.exists()  # removed once the output is in place
+
+
+def test_a_named_variant_trains_its_base_objective_with_its_own_section(inputs, tmp_path):
+    section = {**FAST, "cpt-3": {"method": "cpt", "steps": 3}}  # batch_size 1 comes from cpt's section
+    out, _, _ = run_method(inputs, tmp_path, "cpt-3", section)
+    info = json.loads((out / "restore.json").read_text())
+    assert info["method"] == "cpt-3" and info["base_method"] == "cpt" and info["stages"] == ["cpt"]
+    assert info["steps"] == 3 and info["train_tokens"] == 3 * TOKENS_PER_STEP["cpt"]
+    assert info["hyperparameters"]["stages"]["cpt"]["batch_size"] == 1
+    rows = read_log(out)
+    assert [r["stage"] for r in rows] == ["cpt"] * 3 and "loss_lm" in rows[0]
 
 
 @pytest.fixture(scope="module")

@@ -62,9 +62,16 @@ def test_rerun_right_after_does_nothing(finished_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_adding_a_seed_runs_only_that_seed(finished_run):
+@pytest.mark.parametrize("where", ["config", "restore"])
+def test_adding_a_seed_runs_only_that_seed(finished_run, where):
+    """To the config's seeds, or to the restore's own (which stay out of its jobs' fingerprint)."""
     workdir, _, config = finished_run
-    configfile = write_config(workdir / "more-seeds.yaml", {**config, "seeds": [0, 1, 2, 3]})
+    if where == "config":
+        config = {**config, "seeds": [0, 1, 2, 3]}
+    else:
+        linearard = {**config["restore"]["linearard"], "seeds": [0, 1, 2, 3]}
+        config = {**config, "restore": {**config["restore"], "linearard": linearard}}
+    configfile = write_config(workdir / "more-seeds.yaml", config)
     result = snakemake(workdir, configfile, "-n")
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = _planned_jobs(result.stdout + result.stderr)
