@@ -118,6 +118,13 @@ def _dtype(name, device):
     return getattr(torch, name)
 
 
+def batch_size_at(evaluation, length):
+    """`batch_size`, capped so that one batch holds at most `batch_tokens` tokens (when set)."""
+    if not evaluation["batch_tokens"]:
+        return evaluation["batch_size"]
+    return max(1, min(evaluation["batch_size"], evaluation["batch_tokens"] // length))
+
+
 @stage_main
 def main(argv=None):
     parser = stage_parser("ard evaluate", __doc__)
@@ -167,7 +174,7 @@ def main(argv=None):
         lm = HFLM(
             pretrained=model,
             tokenizer=tokenizer,
-            batch_size=evaluation["batch_size"],
+            batch_size=batch_size_at(evaluation, run.max_length),
             max_length=run.max_length,
             device=str(device),
         )

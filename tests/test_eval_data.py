@@ -138,3 +138,19 @@ def test_a_length_too_short_for_a_task_is_recorded_as_skipped(workspace, tmp_pat
     runs, skipped = evaluate.local_runs(spec, task_manager(spec), out)
     assert {(s["task"], s["context_length"]) for s in skipped} >= {("ard_cwe", 40)}
     assert [run.names for run in runs if run.context_length == 512] == [["ard_niah_single_2", "ard_cwe"]]
+
+
+def test_a_task_subset_override_generates_only_those_tasks(workspace, tmp_path, capsys):
+    data, _, _ = workspace
+    kept = ["ard_niah_single_2", "ard_niah_single_1"]
+    config = write_config(tmp_path / "c.yaml", tmp_path / "r", overrides={"ruler": {"tasks": kept}})
+    spec = load_suite("ruler", ard_config.load(config), NATIVE)
+    assert [task.name for task in spec.tasks] == kept
+    generated = _generate(config, data, "ruler", tmp_path / "o")
+    assert {name for name in kept for path in generated if name in str(path)} == set(kept)
+    assert all(any(name in str(path) for name in kept) for path in generated)
+
+    config = write_config(tmp_path / "bad.yaml", tmp_path / "r", overrides={"ruler": {"tasks": ["ard_lambada"]}})
+    err = _run_error(capsys, ["--config", str(config), "--suite", "ruler", "--data", str(data), "--out", str(tmp_path / "x")])
+    assert "evaluation.overrides.ruler.tasks: 'ard_lambada' is not a task of this suite" in err
+    assert not (tmp_path / "x").exists()

@@ -107,3 +107,11 @@ def test_plain_lm_eval_cli_runs_a_local_task(evaluated, tmp_path):
     assert "ard_niah_single_2" in result.stdout and "string_match_all" in result.stdout
     (saved,) = (tmp_path / "lm_eval_out").rglob("results_*.json")
     assert json.loads(saved.read_text())["n-samples"]["ard_niah_single_2"]["effective"] == 9  # 3 per length
+
+
+@pytest.mark.parametrize(
+    "batch_size, batch_tokens, length, expected",
+    [(8, None, 32768, 8), (8, 65536, 2048, 8), (8, 65536, 16384, 4), (8, 65536, 32768, 2), (8, 16384, 32768, 1)],
+)
+def test_batch_tokens_cap_the_batch_at_long_lengths(batch_size, batch_tokens, length, expected):
+    assert evaluate.batch_size_at({"batch_size": batch_size, "batch_tokens": batch_tokens}, length) == expected

@@ -15,8 +15,8 @@ absolute token counts), few-shot counts and sample limits:
     num_fewshot: 0
     tasks: [ard_niah_single_1, {task: mmlu, num_fewshot: 5}]
 
-`evaluation.overrides.<suite>` in the config replaces lengths, window, limit or num_fewshot; `evaluation.limit`
-caps every limit. Everything here is checked before any data is generated or any model is loaded.
+`evaluation.overrides.<suite>` in the config replaces lengths, window, limit or num_fewshot, or keeps a subset
+of the tasks (`tasks: [...]`); `evaluation.limit` caps every limit. Everything here is checked before any data is generated or any model is loaded.
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +89,9 @@ def load_suite(name, config, native):
     if unknown:
         raise ValueError(f"{where}: unknown key {unknown[0]!r}")
     evaluation = config["evaluation"]
-    spec.update(evaluation["overrides"].get(name, {}))
+    override = dict(evaluation["overrides"].get(name, {}))
+    kept_tasks = override.pop("tasks", None)
+    spec.update(override)
     if spec.get("source", "local") not in SOURCES:
         raise ValueError(f"{where}: source must be one of {SOURCES}, got {spec['source']!r}")
     lengths = _lengths(spec["lengths"], native, where) if "lengths" in spec else None
@@ -103,6 +105,8 @@ def load_suite(name, config, native):
     entries = spec.get("tasks") or []
     if not isinstance(entries, list) or not entries:
         raise ValueError(f"{where}: tasks must be a non-empty list")
+    if kept_tasks is not None:
+        entries = _kept_entries(entries, kept_tasks, f"evaluation.overrides.{name}.tasks")
     for entry in entries:
         entry = {"task": entry} if isinstance(entry, str) else entry
         if not isinstance(entry, dict) or not isinstance(entry.get("task"), str):
@@ -125,6 +129,15 @@ def load_suite(name, config, native):
     if spec.get("lengths_as") and (spec.get("source") != "lm_eval" or lengths is None):
         raise ValueError(f"{where}: lengths_as needs source: lm_eval and lengths")
     return Suite(name, spec.get("source", "local"), native, lengths, window, tuple(tasks), spec.get("lengths_as"))
+
+
+def _kept_entries(entries, kept, where):
+    """The suite file's task entries named in `kept`, in that order (they keep their own settings)."""
+    by_name = {entry if isinstance(entry, str) else entry.get("task"): entry for entry in entries}
+    unknown = [name for name in kept if name not in by_name]
+    if unknown:
+        raise ValueError(f"{where}: {unknown[0]!r} is not a task of this suite (its tasks: {', '.join(map(str, by_name))})")
+    return [by_name[name] for name in kept]
 
 
 def task_manager(suite, metadata=None):
