@@ -16,8 +16,13 @@ variants carry one-sided paired permutation p-values over the evaluation samples
 better_than_best_baseline_p) and, after Holm's correction across the whole table, whether each is
 significant at 0.05.
 
+`method` is the method a restore trains (a named variant's base method): what tells LinearARD restores
+from the baselines, also in a table rebuilt without its config.
+
 `--from-summary` rebuilds the summary from an existing summary.csv's measured columns instead of the
 evaluation results (no per-sample scores, so no p-values): how committed tables are rerun.
+`--partial` summarises the runs whose results exist and names the missing ones (an experiment still
+coming back in parts); the tables then say how many runs they hold.
 """
 import math
 import subprocess
@@ -35,7 +40,7 @@ from ard.runtime import stage_main, stage_parser
 
 PER_SEED, AGGREGATE = "per_seed", "aggregate"
 COLUMNS = [
-    "experiment", "variant", "scaling", "factor", "restore", "train_tokens", "suite", "task", "metric",
+    "experiment", "variant", "scaling", "factor", "restore", "method", "train_tokens", "suite", "task", "metric",
     "context_length", "row_type", "seed", "n_seeds", "value", "stderr", "stderr_method", "mean", "sd",
     "ci95_low", "ci95_high", "ci_method", "native_value",
     "recovery_vs_native_pct", "recovery_vs_native_ci95_low", "recovery_vs_native_ci95_high",
@@ -47,7 +52,7 @@ COLUMNS = [
 ]
 KEY = ["suite", "task", "metric", "context_length"]
 # What one evaluation measured: the columns --from-summary keeps from an existing table.
-MEASURED = ["experiment", "variant", "scaling", "factor", "restore", "train_tokens", *KEY, "seed", "value", "stderr",
+MEASURED = ["experiment", "variant", "scaling", "factor", "restore", "method", "train_tokens", *KEY, "seed", "value", "stderr",
             "stderr_method", "higher_is_better", "beyond_max_position", "n_samples", "git_commit", "config_sha"]
 ALPHA = 0.05
 
@@ -63,13 +68,15 @@ def git_commit():
         return "unknown"
 
 
-def is_linearard(restore, config=None):
-    """Whether a restore trains LinearARD, alone or in a sequence: by its base method where `config` has
-    its section (a named variant `{method: linearard}` is LinearARD whatever its name), else by its name
-    (a summary rebuilt without a config)."""
-    if config and restore in config["restore"]:
-        restore = restore_methods.base_method(config, restore)
-    return "linearard" in restore.split("+")
+def is_linearard(method):
+    """Whether a method trains LinearARD, alone or in a sequence (`linearard+cpt`)."""
+    return "linearard" in method.split("+")
+
+
+def linearard_restores(frame):
+    """The restores of a table that train LinearARD, by their method column (a named variant
+    `{method: linearard}` is LinearARD whatever its name)."""
+    return {restore for restore, method in zip(frame.restore, frame.method) if is_linearard(str(method))}
 
 
 def _length(value):
@@ -100,27 +107,35 @@ def _sample_items(result, row):
     return (function.__name__ if function else None), {e["doc_id"]: e[row["metric"]] for e in entries}
 
 
-def collect(config, layout):
-    """(one row per evaluation and metric, {(variant, seed, key): (aggregation, {doc_id: item})})."""
+def collect(config, layout, partial=False):
+    """(one row per evaluation and metric, {(variant, seed, key): (aggregation, {doc_id: item})}, the
+    missing result files). A missing result is an error unless `partial`, which leaves its run out."""
     factors = {ard_config.scaling_name(s): s["factor"] for s in config["scalings"]}
-    rows, samples = [], {}
+    rows, samples, missing = [], {}, []
     for scaling, restore, seed in ard_config.runs(config):
+        paths = [layout.eval_result(scaling, restore, suite, seed) for suite in config["evaluation"]["suites"]]
+        absent = [path for path in paths if not path.is_file()]
+        if absent and not partial:
+            raise FileNotFoundError(f"missing evaluation result {absent[0]} (run `ard evaluate` for it)")
+        if absent:
+            missing += absent
+            continue
         tokens = train_tokens(layout, scaling, restore, seed)
-        for suite in config["evaluation"]["suites"]:
-            path = layout.eval_result(scaling, restore, suite, seed)
-            if not path.is_file():
-                raise FileNotFoundError(f"missing evaluation result {path} (run `ard evaluate` for it)")
+        method = "none" if restore == "none" else restore_methods.base_method(config, restore)
+        for path in paths:
             result = read_json(path)
             for row in result["rows"]:
                 row = {**row, "variant": f"{scaling}/{restore}", "scaling": scaling, "factor": factors.get(scaling, 1.0),
-                       "restore": restore, "train_tokens": tokens, "seed": seed}
+                       "restore": restore, "method": method, "train_tokens": tokens, "seed": seed}
                 rows.append(row)
                 items = _sample_items(result, row)
                 if items:
                     samples[row["variant"], seed, _key(row)] = items
+    if not rows:
+        raise FileNotFoundError(f"no evaluation results under {layout.root} (first missing: {missing[0]})")
     frame = pd.DataFrame(rows)
     frame = frame.assign(experiment=config["experiment"], git_commit=git_commit(), config_sha=ard_config.config_sha(config))
-    return frame.reindex(columns=MEASURED), samples  # results from before a column existed leave it empty
+    return frame.reindex(columns=MEASURED), samples, missing  # results from before a column existed leave it empty
 
 
 def measured_from_summary(path):
@@ -132,6 +147,8 @@ def measured_from_summary(path):
         frame = frame[(restored & (frame.row_type == PER_SEED)) | (~restored & (frame.row_type == AGGREGATE))]
     frame = frame.reindex(columns=MEASURED)
     frame.loc[frame.restore == "none", "seed"] = None
+    # tables from before the method column: every restore was named after its method
+    frame["method"] = frame.method.where(frame.method.notna(), frame.restore)
     return frame
 
 
@@ -177,18 +194,18 @@ def _references(frame):
     return references
 
 
-def best_baseline(by_variant, scaling, higher_is_better, config=None):
-    """The best non-LinearARD restore of a scaling (`none` included), as (restore, value, se), or None."""
-    baselines = [(r, v, se) for (s, r), (v, se) in by_variant.items()
-                 if s == scaling and not is_linearard(r, config)]
+def best_baseline(by_variant, scaling, higher_is_better, linearard):
+    """The best restore of a scaling not in `linearard` (`none` included), as (restore, value, se), or None."""
+    baselines = [(r, v, se) for (s, r), (v, se) in by_variant.items() if s == scaling and r not in linearard]
     if not baselines:
         return None
     return (max if higher_is_better else min)(baselines, key=lambda b: b[1])
 
 
-def add_recovery(frame, config=None):
+def add_recovery(frame):
     """Recovery and gap-closed columns with propagated 95 % intervals, on every row."""
     references = _references(frame)
+    linearard = linearard_restores(frame)
     columns = {name: [] for name in ("native_value", "recovery_vs_native_pct", "recovery_vs_native_ci95_low",
                                      "recovery_vs_native_ci95_high", "recovery_vs_best_baseline_pct",
                                      "recovery_vs_best_baseline_ci95_low", "recovery_vs_best_baseline_ci95_high",
@@ -208,7 +225,7 @@ def add_recovery(frame, config=None):
         se = float(row["se_total"]) if _finite(row["se_total"]) else math.nan
         native, se_native = by_variant.get((ard_config.NATIVE, "none"), nan2)
         none, se_none = by_variant.get((row["scaling"], "none"), nan2)
-        best = best_baseline(by_variant, row["scaling"], higher, config)
+        best = best_baseline(by_variant, row["scaling"], higher, linearard)
         scaled = row["scaling"] != ard_config.NATIVE
         columns["native_value"].append(native)
         put("recovery_vs_native", stats.ratio_pct(row["value"], native, higher, se, se_native))
@@ -228,10 +245,11 @@ def _doc_items(samples, variant, seeds, key):
     return found[0][0], {d: stats.mean_over_seeds([items[d] for _, items in found]) for d in docs}
 
 
-def add_tests(frame, samples, config=None):
+def add_tests(frame, samples):
     """p-values of restored variants' aggregate rows against `none` and the best baseline, Holm-corrected."""
     seeds = frame[frame.row_type == PER_SEED].groupby("variant").seed.unique().to_dict()
     references = _references(frame)
+    linearard = linearard_restores(frame)
     p_none, p_best = [], []
     for row in frame.to_dict("records"):
         if row["row_type"] != AGGREGATE or row["restore"] == "none":
@@ -240,7 +258,7 @@ def add_tests(frame, samples, config=None):
             continue
         key, higher = _key(row), bool(row["higher_is_better"])
         mine = _doc_items(samples, row["variant"], seeds.get(row["variant"], []), key)
-        best = best_baseline(references[key], row["scaling"], higher, config)
+        best = best_baseline(references[key], row["scaling"], higher, linearard)
         for out, reference in ((p_none, "none"), (p_best, best[0] if best else None)):
             ref_variant = f"{row['scaling']}/{reference}"
             theirs = _doc_items(samples, ref_variant, seeds.get(ref_variant, [None]), key) if reference else None
@@ -256,10 +274,9 @@ def add_tests(frame, samples, config=None):
                         better_than_best_baseline_p=p_best, better_than_best_baseline_significant=significant[n:])
 
 
-def summarise(measured, samples=None, config=None):
-    """The summary table; `config` (absent when rebuilt from a summary) tells which restores are LinearARD."""
-    frame = add_recovery(aggregate_rows(measured), config)
-    frame = add_tests(frame, samples or {}, config)
+def summarise(measured, samples=None):
+    frame = add_recovery(aggregate_rows(measured))
+    frame = add_tests(frame, samples or {})
     frame["context_length"] = frame["context_length"].astype("Int64")
     frame["seed"] = frame["seed"].astype("Int64")
     return frame.reindex(columns=COLUMNS)
@@ -322,7 +339,9 @@ def pivot_tables(frame):
 
 def _provenance(frame):
     first = frame.iloc[0]
-    return f"{first['experiment']}: recovery summary", f"git {first['git_commit']} · config {first['config_sha']}"
+    runs = frame[(frame.row_type == PER_SEED) | (frame.restore == "none")][["variant", "seed"]].drop_duplicates()
+    return (f"{first['experiment']}: recovery summary",
+            f"git {first['git_commit']} · config {first['config_sha']} · {len(runs)} evaluated runs")
 
 
 def to_markdown(frame):
@@ -357,9 +376,11 @@ def write(frame, out_csv, out_md, out_html=None):
             handle.write(to_html(frame))
 
 
-def build(config, out_csv, out_md, out_html=None):
-    measured, samples = collect(config, Layout(config["outdir"]))
-    write(summarise(measured, samples, config), out_csv, out_md, out_html)
+def build(config, out_csv, out_md, out_html=None, partial=False):
+    measured, samples, missing = collect(config, Layout(config["outdir"]), partial)
+    if missing:
+        print(f"partial summary: {len(missing)} evaluation results missing, e.g. {missing[0]}", flush=True)
+    write(summarise(measured, samples), out_csv, out_md, out_html)
 
 
 @stage_main
@@ -371,9 +392,11 @@ def main(argv=None):
     parser.add_argument("--out-csv", required=True, help="tidy summary CSV to write")
     parser.add_argument("--out-md", required=True, help="markdown pivot to write")
     parser.add_argument("--out-html", help="the same pivot as an HTML page (optional)")
+    parser.add_argument("--partial", action="store_true",
+                        help="with --config: summarise the runs whose results exist, leave out the others")
     args = parser.parse_args(argv)
     html = Path(args.out_html) if args.out_html else None
     if args.from_summary:
         write(summarise(measured_from_summary(args.from_summary)), Path(args.out_csv), Path(args.out_md), html)
     else:
-        build(ard_config.load(args.config), Path(args.out_csv), Path(args.out_md), html)
+        build(ard_config.load(args.config), Path(args.out_csv), Path(args.out_md), html, args.partial)
