@@ -116,6 +116,8 @@ def train_stage(name, objective, hp, ctx, ckpt_dir, fingerprint, progress, on_st
         grad_norm = torch.nn.utils.clip_grad_norm_(params.values(), hp["grad_clip"])
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # time the step's kernels, not only their launch
         seconds = time.perf_counter() - began
         progress.tokens += objective.tokens_per_step
         progress.seconds += seconds
