@@ -3,7 +3,6 @@ on the same global batch, write one adapter, and a killed two-rank job resumes o
 import json
 import os
 import subprocess
-import sys
 import time
 
 import psutil
@@ -11,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from ard.restore_methods import launcher
 from test_linearard import NATIVE
 from test_restore import FAST, argv, inputs, read_log, write_config  # noqa: F401 (inputs is a fixture)
 
@@ -19,15 +19,9 @@ SECTION = {**FAST, "linearard": {"steps": 6, "batch_size": 4, "checkpoint_every"
 LOSS_COLUMNS = ("loss", "loss_qq", "loss_kk", "loss_vv", "grad_norm")
 
 
-def command(ranks):
-    if ranks == 1:
-        return [sys.executable, "-m", "ard"]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", "-m", "ard"]
-
-
 def restore(inputs, tmp, ranks, steps=6, **popen):
     config = write_config(tmp, {**SECTION, "linearard": {**SECTION["linearard"], "steps": steps}})
-    args = [*command(ranks), "restore", *argv(inputs, config, "linearard", tmp)]
+    args = [*launcher(ranks), "restore", *argv(inputs, config, "linearard", tmp)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if popen:
         return subprocess.Popen(args, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -86,7 +80,7 @@ def test_killed_two_rank_job_resumes_on_the_uninterrupted_curve(inputs, tmp_path
 
 def test_an_uneven_split_is_a_clear_error(inputs, tmp_path):
     config = write_config(tmp_path, {**SECTION, "linearard": {**SECTION["linearard"], "batch_size": 3}})
-    result = subprocess.run([*command(2), "restore", *argv(inputs, config, "linearard", tmp_path)],
+    result = subprocess.run([*launcher(2), "restore", *argv(inputs, config, "linearard", tmp_path)],
                             capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode != 0 and "does not split evenly over 2 ranks" in result.stderr
     assert not (tmp_path / "out" / "linearard").exists()

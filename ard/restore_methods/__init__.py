@@ -7,11 +7,20 @@ the same training with the variant's own hyperparameters. This module stays free
 Snakefile can import it.
 """
 import importlib
+import sys
 
 # method name → module under ard.restore_methods (method names may hold characters modules cannot)
 MODULES = {"linearard": "linearard", "cpt": "cpt", "longred": "longred", "logits_kd": "logits_kd"}
 # Which seeds and scalings a restore runs on decides which jobs exist, not what one job computes.
 RUN_KEYS = ("seeds", "scalings")
+
+
+def launcher(ranks):
+    """The command (argv) that runs `python -m ard` as `ranks` data-parallel processes: torchrun over
+    one process per GPU (or per CPU share) when ranks > 1."""
+    if ranks == 1:
+        return [sys.executable, "-m", "ard"]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", "-m", "ard"]
 
 
 def base_method(config, restore):

@@ -22,12 +22,13 @@ import datetime
 import os
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
+
+from ard.restore_methods import launcher
 
 SHAPES = {
     "llama2-7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
@@ -77,13 +78,6 @@ def write_config(work, teacher, args, gpus, batch):
     path = work / f"config-{gpus}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-def ard(gpus):
-    """The launcher the Snakemake rule uses for a restore over `gpus` ranks."""
-    if gpus == 1:
-        return [sys.executable, "-m", "ard"]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}", "-m", "ard"]
 
 
 def run(command):
@@ -149,10 +143,10 @@ def main():
         batch = args.global_batch or gpus
         config = write_config(work, teacher, args, gpus, batch)
         if not (student / "config.json").is_file():
-            run([*ard(1), "scale", "--config", str(config), "--scaling", scaling, "--teacher", str(teacher),
+            run([*launcher(1), "scale", "--config", str(config), "--scaling", scaling, "--teacher", str(teacher),
                  "--out", str(student)])
         out = work / f"out-{gpus}"
-        run([*ard(gpus), "restore", "--config", str(config), "--method", "linearard", "--scaling", scaling,
+        run([*launcher(gpus), "restore", "--config", str(config), "--method", "linearard", "--scaling", scaling,
              "--seed", "0", "--teacher", str(teacher), "--student", str(student), "--data", str(work / "data"),
              "--checkpoints", str(work / f"ckpt-{gpus}"), "--out", str(out)])
         log = read_log(out / "train_log.csv")

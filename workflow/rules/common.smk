@@ -2,12 +2,14 @@
 # (rule params) so that changing one config value reruns exactly the jobs that read it.
 import json
 import re
+import shlex
 import sys
 
 import yaml
 from snakemake.utils import update_config
 
 from ard import config as ard_config
+from ard import restore_methods
 from ard.paths import Layout
 from ard.teachers import is_real as is_real_teacher
 
@@ -73,11 +75,8 @@ def job_resources(rule_name, gpu=0):
 
 
 def restore_launcher(restore):
-    """`python -m ard`, or torchrun over the method's `gpus` ranks (one process per GPU, or per CPU share)."""
-    ranks = config["restore"][restore]["gpus"]
-    if ranks == 1:
-        return ARD
-    return f'"{sys.executable}" -m torch.distributed.run --standalone --nproc_per_node {ranks} -m ard'
+    """`python -m ard`, or torchrun over the method's `gpus` ranks."""
+    return shlex.join(restore_methods.launcher(config["restore"][restore]["gpus"]))
 
 
 def log_path(rule_name, *parts):
