@@ -75,8 +75,10 @@ def job_resources(rule_name, gpu=0):
 
 
 def restore_launcher(restore):
-    """`python -m ard`, or torchrun over the method's `gpus` ranks."""
-    return shlex.join(restore_methods.launcher(config["restore"][restore]["gpus"]))
+    """`python -m ard`, or torchrun over the method's `gpus` ranks. One rank keeps ARD's spelling: the
+    launcher is a rule param, and a changed param would rerun restores that already exist."""
+    ranks = config["restore"][restore]["gpus"]
+    return ARD if ranks == 1 else shlex.join(restore_methods.launcher(ranks))
 
 
 def log_path(rule_name, *parts):
