@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from ard import config as ard_config
 from ard import restore_methods, stats
@@ -109,9 +110,10 @@ def _sample_items(result, row):
 
 def collect(config, layout, partial=False):
     """(one row per evaluation and metric, {(variant, seed, key): (aggregation, {doc_id: item})}, the
-    missing result files). A missing result is an error unless `partial`, which leaves its run out."""
+    missing result files, {variant: seeds left out}). A missing result is an error unless `partial`,
+    which leaves its run out."""
     factors = {ard_config.scaling_name(s): s["factor"] for s in config["scalings"]}
-    rows, samples, missing = [], {}, []
+    rows, samples, missing, left_out = [], {}, [], {}
     for scaling, restore, seed in ard_config.runs(config):
         paths = [layout.eval_result(scaling, restore, suite, seed) for suite in config["evaluation"]["suites"]]
         absent = [path for path in paths if not path.is_file()]
@@ -119,6 +121,7 @@ def collect(config, layout, partial=False):
             raise FileNotFoundError(f"missing evaluation result {absent[0]} (run `ard evaluate` for it)")
         if absent:
             missing += absent
+            left_out.setdefault(f"{scaling}/{restore}", []).append(seed)
             continue
         tokens = train_tokens(layout, scaling, restore, seed)
         method = "none" if restore == "none" else restore_methods.base_method(config, restore)
@@ -135,7 +138,7 @@ def collect(config, layout, partial=False):
         raise FileNotFoundError(f"no evaluation results under {layout.root} (first missing: {missing[0]})")
     frame = pd.DataFrame(rows)
     frame = frame.assign(experiment=config["experiment"], git_commit=git_commit(), config_sha=ard_config.config_sha(config))
-    return frame.reindex(columns=MEASURED), samples, missing  # results from before a column existed leave it empty
+    return frame.reindex(columns=MEASURED), samples, missing, left_out  # results from before a column existed leave it empty
 
 
 def measured_from_summary(path):
@@ -266,7 +269,13 @@ def add_tests(frame, samples):
                 out.append(math.nan)
                 continue
             docs = sorted(set(mine[1]) & set(theirs[1]))
-            out.append(stats.paired_pvalue([mine[1][d] for d in docs], [theirs[1][d] for d in docs], mine[0], higher))
+            out.append(([mine[1][d] for d in docs], [theirs[1][d] for d in docs], mine[0], higher))
+    # every test may draw enough flips to stay significant after Holm's correction over all of them
+    tests = [test for test in p_none + p_best if isinstance(test, tuple)]
+    permutations = stats.permutations_for(len(tests), ALPHA)
+    pvalues = {id(test): stats.paired_pvalue(*test, max_permutations=permutations)
+               for test in tqdm(tests, desc="permutation tests", unit="test", disable=len(tests) < 50)}
+    p_none, p_best = ([pvalues.get(id(test), math.nan) for test in tests_of] for tests_of in (p_none, p_best))
     adjusted = stats.holm(p_none + p_best)
     n = len(p_none)
     significant = [None if math.isnan(p) else bool(p < ALPHA) for p in adjusted]
@@ -344,15 +353,24 @@ def _provenance(frame):
             f"git {first['git_commit']} · config {first['config_sha']} · {len(runs)} evaluated runs")
 
 
-def to_markdown(frame):
+def partial_note(left_out):
+    """The line a partial summary carries: which runs it leaves out."""
+    if not left_out:
+        return None
+    runs = "; ".join(f"{variant} (seed {', '.join(map(str, seeds))})" for variant, seeds in left_out.items())
+    count = sum(len(seeds) for seeds in left_out.values())
+    return f"Partial: {count} runs not evaluated yet, left out: {runs}."
+
+
+def to_markdown(frame, note=None):
     title, provenance = _provenance(frame)
-    sections = [f"# {title}", "", provenance, "", LEGEND, ""]
+    sections = [f"# {title}", "", provenance, "", *([note, ""] if note else []), LEGEND, ""]
     for suite, table in pivot_tables(frame):
         sections += [f"## {suite}", "", _markdown_table(table), ""]
     return "\n".join(sections)
 
 
-def to_html(frame):
+def to_html(frame, note=None):
     """The same tables as one standalone HTML page (what `snakemake --report` shows)."""
     from html import escape
 
@@ -360,27 +378,28 @@ def to_html(frame):
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(title)}</title>",
              "<style>body{font-family:sans-serif;font-size:13px} table{border-collapse:collapse;margin-bottom:2em}"
              " td,th{border:1px solid #ccc;padding:2px 6px;text-align:right} th{background:#eee}</style></head><body>",
-             f"<h1>{escape(title)}</h1><p>{escape(provenance)}</p><p>{escape(LEGEND)}</p>"]
+             f"<h1>{escape(title)}</h1><p>{escape(provenance)}</p>",
+             f"<p>{escape(note)}</p>" if note else "", f"<p>{escape(LEGEND)}</p>"]
     for suite, table in pivot_tables(frame):
         parts += [f"<h2>{escape(suite)}</h2>", table.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")]
     return "".join(parts) + "</body></html>\n"
 
 
-def write(frame, out_csv, out_md, out_html=None):
+def write(frame, out_csv, out_md, out_html=None, note=None):
     with atomic_file(out_csv) as handle:
         frame.to_csv(handle, index=False)
     with atomic_file(out_md) as handle:
-        handle.write(to_markdown(frame))
+        handle.write(to_markdown(frame, note))
     if out_html:
         with atomic_file(out_html) as handle:
-            handle.write(to_html(frame))
+            handle.write(to_html(frame, note))
 
 
 def build(config, out_csv, out_md, out_html=None, partial=False):
-    measured, samples, missing = collect(config, Layout(config["outdir"]), partial)
+    measured, samples, missing, left_out = collect(config, Layout(config["outdir"]), partial)
     if missing:
         print(f"partial summary: {len(missing)} evaluation results missing, e.g. {missing[0]}", flush=True)
-    write(summarise(measured, samples), out_csv, out_md, out_html)
+    write(summarise(measured, samples), out_csv, out_md, out_html, partial_note(left_out))
 
 
 @stage_main

@@ -15,7 +15,8 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 Z95 = scipy_stats.norm.ppf(0.975)
-PERMUTATIONS = 4000
+PERMUTATIONS = 4000  # flips per batch, and the fewest a test draws
+EXCEEDANCES = 20  # flips at least as good as the observed difference before a test stops early
 
 
 def t_interval(values):
@@ -105,18 +106,36 @@ def mean_over_seeds(item_lists):
     return np.mean(np.asarray(item_lists, dtype=float), axis=0).tolist()
 
 
-def paired_pvalue(items, reference, name, higher_is_better, seed=0):
+def paired_pvalue(items, reference, name, higher_is_better, max_permutations=PERMUTATIONS, seed=0):
     """One-sided p-value that `items` aggregate better than `reference` (the same samples, in the same
-    order), by flipping each sample's pair at random; NaN for an aggregation not vectorised here."""
+    order), by flipping each sample's pair at random; NaN for an aggregation not vectorised here.
+
+    Sequential (Besag and Clifford's Monte Carlo test): flips are drawn in batches until `EXCEEDANCES` of
+    them score at least the observed difference (p = EXCEEDANCES / flips drawn) or `max_permutations`
+    are drawn (p = (1 + exceedances) / (1 + flips)). A clear loser costs one batch; a clear winner can
+    reach 1 / (1 + max_permutations), which a Holm correction over many tests needs."""
     function = _vectorised(name)
     if function is None or len(items) != len(reference) or not len(items):
         return math.nan
     (a, wa), (b, wb) = _columns(items), _columns(reference)
     sign = 1.0 if higher_is_better else -1.0
     observed = sign * (function(a, wa) - function(b, wb))
-    flips = np.random.default_rng(seed).random((PERMUTATIONS, len(a))) < 0.5
-    pa, pb = np.where(flips, b, a), np.where(flips, a, b)
-    pwa, pwb = np.where(flips, wb, wa), np.where(flips, wa, wb)
-    permuted = sign * (function(pa, pwa) - function(pb, pwb))
-    # ties count against "better": identical scores give p = 1
-    return float((1 + np.sum(permuted >= observed - 1e-12)) / (1 + PERMUTATIONS))
+    rng = np.random.default_rng(seed)
+    exceedances = drawn = 0
+    while drawn < max_permutations:
+        flips = rng.random((min(PERMUTATIONS, max_permutations - drawn), len(a))) < 0.5
+        pa, pb = np.where(flips, b, a), np.where(flips, a, b)
+        pwa, pwb = np.where(flips, wb, wa), np.where(flips, wa, wb)
+        # ties count against "better": identical scores give p = 1
+        hits = np.flatnonzero(sign * (function(pa, pwa) - function(pb, pwb)) >= observed - 1e-12)
+        if exceedances + len(hits) >= EXCEEDANCES:
+            return EXCEEDANCES / (drawn + hits[EXCEEDANCES - exceedances - 1] + 1)
+        exceedances += len(hits)
+        drawn += len(flips)
+    return (1 + exceedances) / (1 + drawn)
+
+
+def permutations_for(tests, alpha, resolution=4):
+    """The most flips a test may draw so that, Holm-corrected over `tests` tests, a sample that no flip
+    beats is still significant at `alpha` (with `resolution`-fold room)."""
+    return max(PERMUTATIONS, math.ceil(resolution * tests / alpha))

@@ -11,7 +11,8 @@
 #   keep FILE...                copy carried files to /tmp/keep, where the next call finds them
 #   part CONFIG VARIANT...      run those variants of an experiment (restore and every evaluation) and
 #                               pack their small outputs into $OUT/part.tar.gz (README: "in parts");
-#                               PART_SECONDS bounds the run (default 540), GPU_JOBS the jobs on the GPU (4)
+#                               PART_SECONDS bounds the call up to packing, set-up included (default
+#                               540), GPU_JOBS the jobs on the GPU (4)
 #   demo [snakemake args]       the GPU demonstration (config/gpu-demo.yaml); results to $OUT
 #   python ARGS...              python with the carried packages (e.g. a sweep script)
 # Every subcommand but split and keep first unpacks the site archive (carried, or kept) and installs the
@@ -22,6 +23,14 @@ python=${PYTHON:-python3}
 keep=/tmp/keep
 site=/tmp/site
 out=${OUT:-/tmp/out}
+started=$(date +%s)
+
+# Seconds left of $1 since the call started: the first call's set-up (unpacking, converting) counts too,
+# else a bound meant to leave time for packing lets the call run past its own limit.
+seconds_left() {
+    local left=$(( $1 - ($(date +%s) - started) ))
+    echo $(( left > 1 ? left : 1 ))
+}
 
 environment() {
     if [ ! -d "$site/snakemake" ]; then
@@ -58,24 +67,22 @@ part)
     environment
     config=$1
     shift
-    start=$(date +%s)
     # A part cut off by the timeout leaves Snakemake's lock and incomplete outputs behind; the next part
     # on the same machine clears the one and redoes the others.
     "$python" -m snakemake --unlock --configfile "$config" >/dev/null 2>&1 || true
     # Stop short of the caller's own limit (PART_SECONDS) so that what finished is still packed. GPU_JOBS
     # caps the jobs sharing the GPU (16 evaluations at once ran out of its memory at 32K tokens).
-    timeout "${PART_SECONDS:-540}" "$python" -m snakemake $("$python" -m ard part targets --config "$config" --variants "$@") \
+    timeout -k 15 "$(seconds_left "${PART_SECONDS:-540}")" "$python" -m snakemake $("$python" -m ard part targets --config "$config" --variants "$@") \
         --cores "$(nproc)" --resources gpu="${GPU_JOBS:-4}" --rerun-incomplete --keep-going --configfile "$config" \
         2>&1 | tail -n 30 || true
-    echo "wall seconds: $(( $(date +%s) - start ))" | tee -a "$out/versions.txt"
+    echo "wall seconds: $(( $(date +%s) - started ))" | tee -a "$out/versions.txt"
     "$python" -m ard part pack --config "$config" --out "$out/part.tar.gz" --variants "$@"
     ;;
 demo)
     environment
-    start=$(date +%s)
-    timeout "${DEMO_SECONDS:-540}" "$python" -m snakemake --cores "$(nproc)" --configfile config/gpu-demo.yaml \
+    timeout -k 15 "$(seconds_left "${DEMO_SECONDS:-540}")" "$python" -m snakemake --cores "$(nproc)" --configfile config/gpu-demo.yaml \
         --keep-going "$@" 2>&1 | tail -n 40 || true
-    echo "wall seconds: $(( $(date +%s) - start ))" | tee -a "$out/versions.txt"
+    echo "wall seconds: $(( $(date +%s) - started ))" | tee -a "$out/versions.txt"
     cp results/gpu-demo/summary.csv results/gpu-demo/summary.md "$out/" 2>/dev/null || true
     "$python" -m ard part pack --config config/gpu-demo.yaml --out "$out/part.tar.gz" || true
     ;;

@@ -102,6 +102,7 @@ def test_markdown_pivot_lists_every_variant(summary):
     for variant in ("native/none", "linear-4x/none", "linear-4x/linearard", "linear-4x/cpt"):
         assert variant in text
     assert "linear-4x/linearard rec%" in text
+    assert "Partial" not in text  # every run has its results
 
 
 def test_missing_result_is_an_error(tmp_path):
@@ -153,4 +154,6 @@ def test_partial_summary_leaves_out_runs_without_results(tmp_path, capsys):
     assert "partial summary: " in capsys.readouterr().out
     frame = pd.read_csv(layout.summary_csv)
     assert set(frame.variant) == {"native/none", "linear-4x/none"}
-    assert "· 2 evaluated runs" in layout.summary_md.read_text()
+    summary_md = layout.summary_md.read_text()
+    assert "· 2 evaluated runs" in summary_md
+    assert "Partial: 2 runs not evaluated yet, left out: linear-4x/linearard (seed 0); linear-4x/cpt (seed 0)." in summary_md

@@ -148,6 +148,49 @@ def test_paired_pvalue_of_identical_samples_is_one_and_of_a_clear_win_small():
     assert stats.paired_pvalue([x + 1 for x in items], items, "mean", False) > 0.99  # worse, when lower is better
 
 
+def test_a_clear_win_draws_every_permutation_allowed_and_reaches_the_floor():
+    items = list(rng.random(30))
+    # no flip of 30 positive differences beats the observed one (but the identity, 1 in 2^30)
+    assert stats.paired_pvalue([x + 1 for x in items], items, "mean", True, max_permutations=50_000) == 1 / 50_001
+    assert stats.permutations_for(2000, 0.05) == 160_000  # floor 1/160001: Holm over 2000 leaves 0.0125
+    assert stats.permutations_for(3, 0.05) == stats.PERMUTATIONS
+
+
+def test_sequential_pvalues_are_valid_under_the_null():
+    # both sides drawn from one distribution: P(p <= 0.1) must not exceed 0.1 (beyond binomial noise)
+    draws = np.random.default_rng(1)
+    pvalues = [stats.paired_pvalue(list(draws.random(25)), list(draws.random(25)), "mean", True,
+                                   max_permutations=40_000, seed=i) for i in range(300)]
+    assert np.mean(np.array(pvalues) <= 0.1) <= 0.1 + 3 * math.sqrt(0.1 * 0.9 / 300)
+    assert 0.3 < np.median(pvalues) < 0.7
+
+
+def test_a_planted_win_stays_significant_among_hundreds_of_tests(tmp_path):
+    # 80 tasks x 3 comparisons: with a fixed 4000 flips the smallest p (1/4001) could not pass Holm's
+    # 0.05 / 240; drawn until it can, the planted win passes and a copy of none does not
+    tasks = [f"t{i}" for i in range(80)]
+    layout = Layout(tmp_path)
+    config = _config(tmp_path, ["none", "linearard", "cpt"], [0])
+    for scaling, restore, seed, correct in (("native", "none", None, NATIVE), ("linear-4x", "none", None, NONE),
+                                            ("linear-4x", "linearard", 0, NATIVE), ("linear-4x", "cpt", 0, NONE)):
+        rows = [{"suite": "short", "task": t, "metric": "acc", "context_length": None, "value": float(np.mean(correct)),
+                 "stderr": 0.05, "n_samples": N_DOCS, "higher_is_better": True, "beyond_max_position": False}
+                for t in tasks]
+        samples = {t: [{"doc_id": i, "filter": "none", "acc": float(correct[i])} for i in range(N_DOCS)] for t in tasks}
+        configs = {t: {"metric_list": [{"metric": "acc", "aggregation": "mean"}]} for t in tasks}
+        write_json(layout.eval_result(scaling, restore, "short", seed),
+                   {"rows": rows, "results": {"short": {"configs": configs}}, "samples": {"short": samples}})
+        if restore != "none":
+            write_json(layout.variant(scaling, restore, seed) / "restore.json", {"train_tokens": 100})
+    report.build(config, layout.summary_csv, layout.summary_md)
+    frame = pd.read_csv(layout.summary_csv)
+    linearard = _rows(frame, "linear-4x/linearard", "acc")
+    cpt = _rows(frame, "linear-4x/cpt", "acc")
+    assert len(linearard) == 80 and linearard.better_than_none_significant.all()
+    assert linearard.better_than_best_baseline_significant.all()  # cpt is the best (only) baseline
+    assert not cpt.better_than_none_significant.any()
+
+
 @pytest.mark.parametrize("table", ["matrix", "gpu-demo"])
 def test_committed_tables_rebuild_without_runaway_gaps(tmp_path, table):
     source = REPO / "docs" / "results" / table / "summary.csv"
