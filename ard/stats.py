@@ -76,14 +76,15 @@ def holm(pvalues):
 # ---------------------------------------------------------------- per-sample aggregates
 
 
-def _vectorised(name):
-    """The aggregation as a function of [draws, n] arrays of per-sample (score, weight) columns."""
+def _of_sums(name):
+    """The aggregation as a function of (sum of scores, sum of weights, count): each one here is, so a
+    permutation only moves sums between the two sides."""
     ln2 = math.log(2)
     return {
-        "mean": lambda s, w: s.mean(-1),
-        "bits_per_byte": lambda s, w: -s.sum(-1) / w.sum(-1) / ln2,
-        "weighted_perplexity": lambda s, w: np.exp(-s.sum(-1) / w.sum(-1)),
-        "perplexity": lambda s, w: np.exp(-s.mean(-1)),
+        "mean": lambda s, w, n: s / n,
+        "bits_per_byte": lambda s, w, n: -s / w / ln2,
+        "weighted_perplexity": lambda s, w, n: np.exp(-s / w),
+        "perplexity": lambda s, w, n: np.exp(-s / n),
     }.get(name)
 
 
@@ -96,9 +97,12 @@ def _columns(items):
 
 
 def aggregate(name, items):
-    """lm-eval's aggregation `name` of per-sample items; None for an aggregation not vectorised here."""
-    function = _vectorised(name)
-    return None if function is None else float(function(*_columns(items)))
+    """lm-eval's aggregation `name` of per-sample items; None for an aggregation not computed here."""
+    function = _of_sums(name)
+    if function is None:
+        return None
+    scores, weights = _columns(items)
+    return float(function(scores.sum(), weights.sum(), len(scores)))
 
 
 def mean_over_seeds(item_lists):
@@ -108,30 +112,38 @@ def mean_over_seeds(item_lists):
 
 def paired_pvalue(items, reference, name, higher_is_better, max_permutations=PERMUTATIONS, seed=0):
     """One-sided p-value that `items` aggregate better than `reference` (the same samples, in the same
-    order), by flipping each sample's pair at random; NaN for an aggregation not vectorised here.
+    order), by flipping each sample's pair at random; NaN for an aggregation not computed here.
 
     Sequential (Besag and Clifford's Monte Carlo test): flips are drawn in batches until `EXCEEDANCES` of
     them score at least the observed difference (p = EXCEEDANCES / flips drawn) or `max_permutations`
     are drawn (p = (1 + exceedances) / (1 + flips)). A clear loser costs one batch; a clear winner can
     reach 1 / (1 + max_permutations), which a Holm correction over many tests needs."""
-    function = _vectorised(name)
+    function = _of_sums(name)
     if function is None or len(items) != len(reference) or not len(items):
         return math.nan
     (a, wa), (b, wb) = _columns(items), _columns(reference)
-    sign = 1.0 if higher_is_better else -1.0
-    observed = sign * (function(a, wa) - function(b, wb))
+    count, sign = len(a), (1.0 if higher_is_better else -1.0)
+    totals = np.array([a.sum(), wa.sum(), b.sum(), wb.sum()])
+
+    def difference(sums):
+        return sign * (function(sums[..., 0], sums[..., 1], count) - function(sums[..., 2], sums[..., 3], count))
+
+    observed = difference(totals)
+    # flipping sample i moves its score and weight difference from one side's sums to the other's
+    moved = np.stack([b - a, wb - wa, a - b, wa - wb], axis=1)
     rng = np.random.default_rng(seed)
+    row_bytes = (count + 7) // 8
     exceedances = drawn = 0
     while drawn < max_permutations:
-        flips = rng.random((min(PERMUTATIONS, max_permutations - drawn), len(a))) < 0.5
-        pa, pb = np.where(flips, b, a), np.where(flips, a, b)
-        pwa, pwb = np.where(flips, wb, wa), np.where(flips, wa, wb)
+        size = min(PERMUTATIONS, max_permutations - drawn)
+        bits = np.frombuffer(rng.bytes(size * row_bytes), dtype=np.uint8).reshape(size, row_bytes)
+        flips = np.unpackbits(bits, axis=1, count=count).astype(float)
         # ties count against "better": identical scores give p = 1
-        hits = np.flatnonzero(sign * (function(pa, pwa) - function(pb, pwb)) >= observed - 1e-12)
+        hits = np.flatnonzero(difference(totals + flips @ moved) >= observed - 1e-12)
         if exceedances + len(hits) >= EXCEEDANCES:
             return EXCEEDANCES / (drawn + hits[EXCEEDANCES - exceedances - 1] + 1)
         exceedances += len(hits)
-        drawn += len(flips)
+        drawn += size
     return (1 + exceedances) / (1 + drawn)
 
 
