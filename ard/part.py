@@ -7,22 +7,29 @@ assemble the summary here from what each part brings back.
     ard part pack --config C --out part.tar.gz [--variants ...]
         the small outputs of the finished ones, for the trip back: evaluation results, restore.json and
         train_log.csv, teacher.json, scaling.json, data/meta.json, the evaluation manifests, and the
-        experiment's logs and benchmarks (models and checkpoints stay behind; the config is the one here)
+        experiment's logs and benchmarks (models and checkpoints stay behind; the config is the one here),
+        and part.json: for each packed run, a digest of every config section its results depend on
     ard part unpack --config C part.tar.gz [...]
         puts them in place under the experiment's outdir here (and logs/, benchmarks/ in the current
-        folder); a file already here with other content is an error unless --replace
+        folder). A run's output already here with other content is an error unless --replace (other
+        files that differ, such as logs, keep the copy here), and so is a run made under other values of
+        those sections than C's; nothing is written unless every archive passes
 Then `ard report --config C ...` (or `snakemake` once every part is in) writes the summary.
 """
 import hashlib
+import io
+import json
 import tarfile
 from pathlib import Path
 
 from ard import config as ard_config
+from ard import restore_methods
 from ard.paths import Layout
 from ard.runtime import stage_main, stage_parser
 
 SMALL_OUTPUTS = ("restore.json", "train_log.csv")
 OUT = Path("out")  # the outdir's files inside an archive
+MANIFEST = "part.json"  # the config digests of the packed runs, read by unpack and never extracted
 
 
 def selected_runs(config, variants):
@@ -47,6 +54,21 @@ def targets(config, variants=None):
     return [str(path) for path in out]
 
 
+def run_label(scaling, restore, seed):
+    return f"{scaling}/{restore}" + ("" if seed is None else f"/seed{seed}")
+
+
+def run_sections(config, scaling, restore):
+    """{section: digest} of the config values one run's results depend on: what its rules' params track."""
+    sections = {"seed": config["seed"], "teacher": config["teacher"], "data": config["data"],
+                "evaluation": config["evaluation"]}
+    if scaling != ard_config.NATIVE:
+        sections["scaling"] = ard_config.scaling_spec(config, scaling)
+    if restore != "none":
+        sections["restore"] = restore_methods.fingerprint_sections(config, restore)
+    return {name: _digest(json.dumps(value, sort_keys=True).encode()) for name, value in sections.items()}
+
+
 def packed_files(config, variants=None):
     """Every small output of the selected runs (and of the experiment) that exists, as paths."""
     layout = Layout(config["outdir"])
@@ -69,8 +91,14 @@ def pack(config, out, variants=None):
     files = packed_files(config, variants)
     if not any("eval" in path.parts for path in files):
         raise ValueError("no finished evaluation among the selected variants: nothing to pack")
+    manifest = {"experiment": config["experiment"],
+                "runs": {run_label(*run): run_sections(config, *run[:2]) for run in selected_runs(config, variants)}}
     outdir = Path(config["outdir"])
     with atomic_file(out, "wb") as handle, tarfile.open(fileobj=handle, mode="w:gz") as tar:
+        data = json.dumps(manifest, indent=1, sort_keys=True).encode()
+        info = tarfile.TarInfo(MANIFEST)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
         for path in files:
             # outdir files travel as out/<path in outdir>: the parts of one experiment unpack into the
             # outdir of the machine that assembles them, wherever either machine keeps it
@@ -82,29 +110,67 @@ def _digest(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def unpack(config, archives, replace=False):
-    """Extract parts: only regular files under out/ (→ the outdir), logs/<experiment>, benchmarks/<experiment>."""
+def _check_manifest(config, archive, manifest):
+    """A run packed under other values of a section its results depend on is refused, naming them."""
+    if manifest is None:
+        print(f"{archive}: no {MANIFEST} (packed before parts recorded their config); its runs are not checked")
+        return
+    ours = {run_label(*run): run for run in ard_config.runs(config)}
+    for label, sections in manifest["runs"].items():
+        if label not in ours:
+            continue  # a run this config no longer has: its files are never read
+        differing = sorted(name for name, digest in run_sections(config, *ours[label][:2]).items()
+                           if sections.get(name) != digest)
+        if differing:
+            raise ValueError(f"{archive}: {label} was made under other `{'`, `'.join(differing)}` config values "
+                             "than this config's (rerun it, or unpack with the config it was made with)")
+
+
+def _read(config, archive):
+    """[(member path, data)] of one archive, after checking every member and its config manifest."""
     allowed = [OUT, Path("logs") / config["experiment"], Path("benchmarks") / config["experiment"]]
-    written = []
+    files, manifest = [], None
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar.getmembers():
+            path = Path(member.name)
+            if member.isfile() and member.name == MANIFEST:
+                manifest = json.loads(tar.extractfile(member).read())
+                continue
+            if not member.isfile() or path.is_absolute() or ".." in path.parts or not any(
+                path.is_relative_to(root) for root in allowed
+            ):
+                raise ValueError(f"{archive}: {member.name} is not an output of experiment {config['experiment']}")
+            files.append((path, tar.extractfile(member).read()))
+    _check_manifest(config, archive, manifest)
+    return files
+
+
+def _is_run_output(path):
+    """An evaluation result or a restored run's small output (a path inside an archive)."""
+    inside = path.relative_to(OUT).parts if path.is_relative_to(OUT) else ()
+    return bool(inside) and (inside[0] == "eval" or (inside[0] == "variants" and inside[-1] in SMALL_OUTPUTS))
+
+
+def unpack(config, archives, replace=False):
+    """Extract parts: only regular files under out/ (→ the outdir), logs/<experiment>, benchmarks/<experiment>.
+    Every archive is checked before anything is written. A run's output that differs from the copy here
+    is an error unless `replace`; any other file that differs (a log, a benchmark, teacher.json's timing
+    from a part on another machine) keeps the copy here. Returns (files written, files kept)."""
+    planned, kept = {}, []
     for archive in archives:
-        with tarfile.open(archive, "r:gz") as tar:
-            members = tar.getmembers()
-            for member in members:
-                path = Path(member.name)
-                if not member.isfile() or path.is_absolute() or ".." in path.parts or not any(
-                    path.is_relative_to(root) for root in allowed
-                ):
-                    raise ValueError(f"{archive}: {member.name} is not an output of experiment {config['experiment']}")
-            for member in members:
-                path, data = Path(member.name), tar.extractfile(member).read()
-                if path.is_relative_to(OUT):
-                    path = Path(config["outdir"]) / path.relative_to(OUT)
-                if path.is_file() and not replace and _digest(path.read_bytes()) != _digest(data):
+        for member, data in _read(config, archive):
+            path = Path(config["outdir"]) / member.relative_to(OUT) if member.is_relative_to(OUT) else member
+            here = planned[path] if path in planned else (path.read_bytes() if path.is_file() else None)
+            if here is not None and not replace and _digest(here) != _digest(data):
+                if _is_run_output(member):
                     raise ValueError(f"{archive}: {path} exists here with other content (--replace overwrites it)")
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
-                written.append(path)
-    return written
+                kept.append(path)
+                continue
+            planned[path] = data
+    for path, data in planned.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return list(planned), kept
 
 
 @stage_main
@@ -127,5 +193,6 @@ def main(argv=None):
         files = pack(config, Path(args.out), args.variants)
         print(f"packed {len(files)} files into {args.out}")
     else:
-        files = unpack(config, args.archives, args.replace)
-        print(f"unpacked {len(files)} files under {config['outdir']}")
+        files, kept = unpack(config, args.archives, args.replace)
+        print(f"unpacked {len(files)} files under {config['outdir']}"
+              + (f"; kept {len(kept)} differing logs and shared outputs already here, e.g. {kept[0]}" if kept else ""))

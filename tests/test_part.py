@@ -1,6 +1,7 @@
 """`ard part`: an experiment run in parts elsewhere and assembled here reports as if it ran here."""
 import io
 import tarfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,16 +12,16 @@ from ard.io import write_json
 from ard.paths import Layout
 
 
-def _config(outdir):
+def _config(outdir, **changes):
     return ard_config.validate({
         "experiment": "parts", "outdir": str(outdir), "scalings": [{"type": "linear", "factor": 4}],
-        "restores": ["none", "linearard"], "seeds": [0, 1], "evaluation": {"suites": ["short"]},
+        "restores": ["none", "linearard"], "seeds": [0, 1], "evaluation": {"suites": ["short"]}, **changes,
     })
 
 
-def _finished_remote(root):
+def _finished_remote(root, **changes):
     """What a GPU machine holds after running the experiment: models left out, small outputs in place."""
-    config = _config(root / "results")
+    config = _config(root / "results", **changes)
     layout = Layout(config["outdir"])
     for scaling, restore, seed in ard_config.runs(config):
         value = {"native": 0.6, "linear-4x": 0.4}[scaling] + (0.1 + 0.01 * seed if restore != "none" else 0)
@@ -76,6 +77,56 @@ def test_a_differing_file_is_refused_unless_replaced(tmp_path, monkeypatch):
         part.unpack(local, [archive])
     part.unpack(local, [archive], replace=True)
     assert target.read_text() != "{}"
+
+
+def test_parts_from_two_machines_keep_the_first_log_and_refuse_a_differing_result(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    archives = []
+    for machine in ("one", "two"):  # each rebuilt the teacher and logged it with its own timing
+        remote = _finished_remote(tmp_path / machine)
+        log = tmp_path / "logs" / "parts" / "teacher.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"converted on {machine}\n")
+        archives.append(tmp_path / f"{machine}.tar.gz")
+        part.pack(remote, archives[-1], ["native/none"] if machine == "one" else ["linear-4x/linearard"])
+    (tmp_path / "logs").rename(tmp_path / "remote-logs")
+    local = _config(tmp_path / "local")
+    written, kept = part.unpack(local, archives)
+    assert (tmp_path / "logs" / "parts" / "teacher.log").read_text() == "converted on one\n"
+    assert kept == [Path("logs/parts/teacher.log")]
+    assert Layout(local["outdir"]).eval_result("linear-4x", "linearard", "short", 1) in written
+    result = Layout(local["outdir"]).eval_result("native", "none", "short")
+    result.write_text("{}")
+    with pytest.raises(ValueError, match="exists here with other content"):
+        part.unpack(local, archives)
+
+
+def test_a_run_made_under_other_config_values_is_refused_and_nothing_is_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fine, stale = tmp_path / "fine.tar.gz", tmp_path / "stale.tar.gz"
+    part.pack(_finished_remote(tmp_path / "a"), fine, ["native/none"])
+    changed = {"restore": {"linearard": {"lr": 0.01}}}
+    part.pack(_finished_remote(tmp_path / "b", **changed), stale, ["linear-4x/linearard"])
+    local = _config(tmp_path / "local")
+    with pytest.raises(ValueError, match=r"linear-4x/linearard/seed0 was made under other `restore` config values"):
+        part.unpack(local, [fine, stale])
+    assert not (tmp_path / "local").exists()  # the fine archive was not written either
+    written, _ = part.unpack(_config(tmp_path / "local", **changed), [fine, stale])
+    assert written
+    with pytest.raises(ValueError, match=r"native/none was made under other `evaluation` config values"):
+        part.unpack(_config(tmp_path / "other", evaluation={"suites": ["short"], "batch_size": 2}), [fine])
+
+
+def test_an_archive_packed_before_manifests_is_unpacked_unchecked(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    archive, old = tmp_path / "a.tar.gz", tmp_path / "old.tar.gz"
+    part.pack(_finished_remote(tmp_path / "a"), archive, ["native/none"])
+    with tarfile.open(archive) as tar, tarfile.open(old, "w:gz") as out:
+        for member in tar.getmembers():
+            if member.name != part.MANIFEST:
+                out.addfile(member, tar.extractfile(member))
+    written, _ = part.unpack(_config(tmp_path / "local"), [old])
+    assert written and "no part.json" in capsys.readouterr().out
 
 
 def test_a_file_outside_the_experiment_is_refused(tmp_path, monkeypatch):
