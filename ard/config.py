@@ -268,6 +268,14 @@ def runs(config):
     ]
 
 
+def suite_evaluation(config, suite):
+    """The evaluation settings one suite's results depend on: the shared ones and its own overrides, not
+    the suite list nor other suites' overrides, so changing one suite reruns only that suite."""
+    evaluation = config["evaluation"]
+    shared = {key: value for key, value in evaluation.items() if key not in ("suites", "overrides")}
+    return {**shared, "suite": suite, "overrides": evaluation["overrides"].get(suite)}
+
+
 def scaling_spec(config, name):
     for scaling in config["scalings"]:
         if scaling_name(scaling) == name:

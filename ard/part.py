@@ -61,7 +61,8 @@ def run_label(scaling, restore, seed):
 def run_sections(config, scaling, restore):
     """{section: digest} of the config values one run's results depend on: what its rules' params track."""
     sections = {"seed": config["seed"], "teacher": config["teacher"], "data": config["data"],
-                "evaluation": config["evaluation"]}
+                **{f"evaluation.{suite}": ard_config.suite_evaluation(config, suite)
+                   for suite in config["evaluation"]["suites"]}}
     if scaling != ard_config.NATIVE:
         sections["scaling"] = ard_config.scaling_spec(config, scaling)
     if restore != "none":
@@ -119,8 +120,9 @@ def _check_manifest(config, archive, manifest):
     for label, sections in manifest["runs"].items():
         if label not in ours:
             continue  # a run this config no longer has: its files are never read
+        # a suite on one side only is no conflict: its result is either not packed or not read
         differing = sorted(name for name, digest in run_sections(config, *ours[label][:2]).items()
-                           if sections.get(name) != digest)
+                           if name in sections and sections[name] != digest)
         if differing:
             raise ValueError(f"{archive}: {label} was made under other `{'`, `'.join(differing)}` config values "
                              "than this config's (rerun it, or unpack with the config it was made with)")

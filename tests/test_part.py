@@ -113,8 +113,11 @@ def test_a_run_made_under_other_config_values_is_refused_and_nothing_is_written(
     assert not (tmp_path / "local").exists()  # the fine archive was not written either
     written, _ = part.unpack(_config(tmp_path / "local", **changed), [fine, stale])
     assert written
-    with pytest.raises(ValueError, match=r"native/none was made under other `evaluation` config values"):
+    with pytest.raises(ValueError, match=r"native/none was made under other `evaluation.short` config values"):
         part.unpack(_config(tmp_path / "other", evaluation={"suites": ["short"], "batch_size": 2}), [fine])
+    # another suite's settings are not the short suite's: no conflict
+    other_suite = {"suites": ["short"], "overrides": {"ruler": {"limit": 5}}}
+    assert part.unpack(_config(tmp_path / "third", evaluation=other_suite), [fine])[0]
 
 
 def test_an_archive_packed_before_manifests_is_unpacked_unchecked(tmp_path, monkeypatch, capsys):

@@ -83,6 +83,23 @@ def test_adding_a_seed_runs_only_that_seed(finished_run, where):
     assert jobs == {}, f"unexpected jobs rerun: {jobs}"
 
 
+def test_changing_one_suite_reruns_only_that_suites_evaluations(finished_run):
+    workdir, _, config = finished_run
+    suites = yaml.safe_load((workdir / "results" / "config.yaml").read_text())["evaluation"]["suites"]
+    assert "short" in suites and len(suites) > 1
+    evaluation = {**config["evaluation"], "overrides": {"short": {"limit": 3}}}
+    configfile = write_config(workdir / "short-limit.yaml", {**config, "evaluation": evaluation})
+    result = snakemake(workdir, configfile, "-n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    jobs = _planned_jobs(output)
+    assert jobs.pop("evaldata") == 1 and jobs.pop("evaluate") == 2 and jobs.pop("evaluate_restored") == 3
+    assert jobs.pop("report") == 1 and jobs.pop("plots") == 1 and jobs.pop("all") == 1
+    jobs.pop("config_used", None)
+    assert jobs == {}, f"unexpected jobs rerun: {jobs}"
+    assert set(re.findall(r"suite=(\w+)", output)) == {"short"}
+
+
 def test_report_html_shows_the_table_and_figures_in_a_browser(finished_run):
     """`snakemake --report`, opened in headless Chromium (Debian's, driven by Playwright): each figure shows
     as an image, the summary as a table of every variant, and the config is listed."""

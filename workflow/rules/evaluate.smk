@@ -12,7 +12,7 @@ rule evaldata:
     output:
         directory(str(L.evaldata("{suite}"))),
     params:
-        fingerprint=lambda w: fingerprint("evaluation", "seed", config["teacher"]),
+        fingerprint=lambda w: fingerprint(ard_config.suite_evaluation(config, w.suite), "seed", config["teacher"]),
     log:
         log_path("evaldata", "{suite}"),
     benchmark:
@@ -42,7 +42,7 @@ rule evaluate:
     output:
         str(L.eval_result("{scaling}", "none", "{suite}")),
     params:
-        fingerprint=fingerprint("evaluation", "seed"),
+        fingerprint=lambda w: fingerprint(ard_config.suite_evaluation(config, w.suite), "seed"),
     log:
         log_path("evaluate", "{scaling}", "none", "{suite}"),
     benchmark:
