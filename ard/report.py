@@ -253,31 +253,34 @@ def add_tests(frame, samples):
     seeds = frame[frame.row_type == PER_SEED].groupby("variant").seed.unique().to_dict()
     references = _references(frame)
     linearard = linearard_restores(frame)
-    p_none, p_best = [], []
+    # each row's test against none and against the best baseline: (items, reference items, aggregation,
+    # higher is better), or None where there is nothing to test
+    against_none, against_best = [], []
     for row in frame.to_dict("records"):
         if row["row_type"] != AGGREGATE or row["restore"] == "none":
-            p_none.append(math.nan)
-            p_best.append(math.nan)
+            against_none.append(None)
+            against_best.append(None)
             continue
         key, higher = _key(row), bool(row["higher_is_better"])
         mine = _doc_items(samples, row["variant"], seeds.get(row["variant"], []), key)
         best = best_baseline(references[key], row["scaling"], higher, linearard)
-        for out, reference in ((p_none, "none"), (p_best, best[0] if best else None)):
+        for out, reference in ((against_none, "none"), (against_best, best[0] if best else None)):
             ref_variant = f"{row['scaling']}/{reference}"
             theirs = _doc_items(samples, ref_variant, seeds.get(ref_variant, [None]), key) if reference else None
             if mine is None or theirs is None or reference == row["restore"]:
-                out.append(math.nan)
+                out.append(None)
                 continue
             docs = sorted(set(mine[1]) & set(theirs[1]))
             out.append(([mine[1][d] for d in docs], [theirs[1][d] for d in docs], mine[0], higher))
     # every test may draw enough flips to stay significant after Holm's correction over all of them
-    tests = [test for test in p_none + p_best if isinstance(test, tuple)]
-    permutations = stats.permutations_for(len(tests), ALPHA)
-    pvalues = {id(test): stats.paired_pvalue(*test, max_permutations=permutations)
-               for test in tqdm(tests, desc="permutation tests", unit="test", disable=len(tests) < 50)}
-    p_none, p_best = ([pvalues.get(id(test), math.nan) for test in tests_of] for tests_of in (p_none, p_best))
-    adjusted = stats.holm(p_none + p_best)
-    n = len(p_none)
+    tests = against_none + against_best
+    count = sum(test is not None for test in tests)
+    permutations = stats.permutations_for(count, ALPHA)
+    pvalues = [math.nan if test is None else stats.paired_pvalue(*test, max_permutations=permutations)
+               for test in tqdm(tests, desc="permutation tests", unit="row", disable=count < 50)]
+    n = len(against_none)
+    p_none, p_best = pvalues[:n], pvalues[n:]
+    adjusted = stats.holm(pvalues)
     significant = [None if math.isnan(p) else bool(p < ALPHA) for p in adjusted]
     return frame.assign(better_than_none_p=p_none, better_than_none_significant=significant[:n],
                         better_than_best_baseline_p=p_best, better_than_best_baseline_significant=significant[n:])
