@@ -1,8 +1,9 @@
 """`ard part`: run an experiment in parts on another machine (a shared GPU box, a lent accelerator) and
 assemble the summary here from what each part brings back.
 
-    ard part targets --config C [--variants linear-4x/none linear-4x/linearard ...]
-        the files Snakemake builds for those variants: every suite's evaluation, for every seed, and each
+    ard part targets --config C [--variants linear-4x/none linear-4x/linearard linear-4x/cpt/seed2 ...]
+        the files Snakemake builds for those variants (or single runs of one seed): every suite's
+        evaluation, for every seed, and each
         restored run's restore.json (`snakemake --cores N $(ard part targets ...)` on the GPU machine)
     ard part pack --config C --out part.tar.gz [--variants ...]
         the small outputs of the finished ones, for the trip back: evaluation results, restore.json and
@@ -33,14 +34,15 @@ MANIFEST = "part.json"  # the config digests of the packed runs, read by unpack 
 
 
 def selected_runs(config, variants):
-    """The config's (scaling, restore, seed) runs whose variant is in `variants` (all when None)."""
+    """The config's (scaling, restore, seed) runs named in `variants` (all when None): a variant
+    (linear-4x/cpt) names all its seeds, a run label (linear-4x/cpt/seed2) one of them."""
     runs = ard_config.runs(config)
     if variants:
         known = {f"{s}/{r}" for s, r, _ in runs}
-        unknown = sorted(set(variants) - known)
+        unknown = sorted(set(variants) - known - {run_label(*run) for run in runs})
         if unknown:
-            raise ValueError(f"no variant {unknown[0]} in this experiment (variants: {', '.join(sorted(known))})")
-        runs = [run for run in runs if f"{run[0]}/{run[1]}" in variants]
+            raise ValueError(f"no variant or run {unknown[0]} in this experiment (variants: {', '.join(sorted(known))})")
+        runs = [run for run in runs if f"{run[0]}/{run[1]}" in variants or run_label(*run) in variants]
     return runs
 
 
@@ -183,7 +185,7 @@ def main(argv=None):
         command = sub.add_parser(name)
         command.add_argument("--config", required=True, help="experiment config (YAML)")
         if name != "unpack":
-            command.add_argument("--variants", nargs="+", help="variants, e.g. linear-4x/linearard (default: all)")
+            command.add_argument("--variants", nargs="+", help="variants, e.g. linear-4x/linearard, or runs, e.g. linear-4x/cpt/seed2 (default: all)")
     sub.choices["pack"].add_argument("--out", required=True, help="archive to write (.tar.gz)")
     sub.choices["unpack"].add_argument("archives", nargs="+", help="archives written by `ard part pack`")
     sub.choices["unpack"].add_argument("--replace", action="store_true", help="overwrite files that differ")

@@ -54,14 +54,19 @@ def test_parts_packed_separately_assemble_into_the_same_summary(tmp_path, monkey
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "local.csv")[columns], pd.read_csv(tmp_path / "remote.csv")[columns])
 
 
-def test_targets_name_every_suite_and_seed_of_a_variant(tmp_path):
+def test_targets_name_every_suite_and_seed_of_a_variant_or_one_run(tmp_path):
     config = _config(tmp_path / "results")
     targets = part.targets(config, ["linear-4x/linearard"])
     assert targets == [str(tmp_path / "results" / p) for p in (
         "eval/linear-4x/linearard/seed0/short.json", "variants/linear-4x/linearard/seed0/restore.json",
         "eval/linear-4x/linearard/seed1/short.json", "variants/linear-4x/linearard/seed1/restore.json")]
-    with pytest.raises(ValueError, match="no variant linear-4x/cpt"):
+    assert part.targets(config, ["linear-4x/linearard/seed1", "native/none"]) == [str(tmp_path / "results" / p) for p in (
+        "eval/native/none/short.json", "eval/linear-4x/linearard/seed1/short.json",
+        "variants/linear-4x/linearard/seed1/restore.json")]
+    with pytest.raises(ValueError, match="no variant or run linear-4x/cpt"):
         part.targets(config, ["linear-4x/cpt"])
+    with pytest.raises(ValueError, match="no variant or run linear-4x/linearard/seed2"):
+        part.targets(config, ["linear-4x/linearard/seed2"])
 
 
 def test_a_differing_file_is_refused_unless_replaced(tmp_path, monkeypatch):
