@@ -12,9 +12,11 @@ assemble the summary here from what each part brings back.
         and part.json: for each packed run, a digest of every config section its results depend on
     ard part unpack --config C part.tar.gz [...]
         puts them in place under the experiment's outdir here (and logs/, benchmarks/ in the current
-        folder). A run's output already here with other content is an error unless --replace (other
-        files that differ, such as logs, keep the copy here), and so is a run made under other values of
-        those sections than C's; nothing is written unless every archive passes
+        folder). A run restored again (another restore.json) is taken whole from its restoration with
+        the most evaluated suites, never mixed; within one restoration, a result already here with other
+        content is an error unless --replace (other files that differ, such as logs, keep the copy here),
+        and so is a run made under other values of those sections than C's; nothing is written unless
+        every archive passes
 Then `ard report --config C ...` (or `snakemake` once every part is in) writes the summary.
 """
 import hashlib
@@ -149,32 +151,82 @@ def _read(config, archive):
     return files
 
 
-def _is_run_output(path):
-    """An evaluation result or a restored run's small output (a path inside an archive)."""
-    inside = path.relative_to(OUT).parts if path.is_relative_to(OUT) else ()
-    return bool(inside) and (inside[0] == "eval" or (inside[0] == "variants" and inside[-1] in SMALL_OUTPUTS))
+def _run_outputs(config):
+    """{path in the outdir: run} of each run's own outputs: its evaluation results, restore.json and
+    train_log.csv, the files that must all come from one restoration of the run."""
+    layout = Layout(config["outdir"])
+    owner = {}
+    for scaling, restore, seed in ard_config.runs(config):
+        paths = [layout.eval_result(scaling, restore, suite, seed) for suite in config["evaluation"]["suites"]]
+        if restore != "none":
+            paths += [layout.variant(scaling, restore, seed) / name for name in SMALL_OUTPUTS]
+        owner.update(dict.fromkeys(paths, (scaling, restore, seed)))
+    return owner
+
+
+def _restorations(config, run, copies, replace):
+    """Merge the copies of one run ([(source, {path: data})], oldest first) by restoration: copies with the
+    same restore.json are one restoration (a differing result among them is an error unless `replace`,
+    which takes the later one); a run restored again elsewhere is another. Returns
+    [(suites evaluated, newest copy's order, its source, {path: data})], best last."""
+    layout = Layout(config["outdir"])
+    restore_json = layout.variant(*run) / "restore.json"
+    merged = {}
+    for order, (source, files) in enumerate(copies):
+        restoration = merged.setdefault(files.get(restore_json) and _digest(files[restore_json]), {"files": {}})
+        for path, data in files.items():
+            have = restoration["files"].get(path)
+            if have is not None and not replace and _digest(have) != _digest(data):
+                raise ValueError(f"{source}: {path} exists here with other content (--replace overwrites it)")
+            restoration["files"][path] = data
+        restoration.update(order=order, source=source)
+    return sorted((sum(path.is_relative_to(layout.root / "eval") for path in r["files"]), r["order"], r["source"], r["files"])
+                  for r in merged.values())
 
 
 def unpack(config, archives, replace=False):
     """Extract parts: only regular files under out/ (→ the outdir), logs/<experiment>, benchmarks/<experiment>.
-    Every archive is checked before anything is written. A run's output that differs from the copy here
-    is an error unless `replace`; any other file that differs (a log, a benchmark, teacher.json's timing
-    from a part on another machine) keeps the copy here. Returns (files written, files kept)."""
+    Every archive is checked before anything is written. A run's own outputs come from one restoration of
+    it: where the run was restored again (another restore.json, here or in a later archive), the
+    restoration with the most evaluated suites is taken whole, the later one on a tie, and the other's
+    files are dropped (removed here), never mixed. Within one restoration, a result that differs is an
+    error unless `replace`; any other file that differs (a log, a benchmark, teacher.json's timing from a
+    part on another machine) keeps the copy here. Returns (files written, files kept, runs dropped)."""
+    owner = _run_outputs(config)
+    copies = {}  # run -> [(source, {path: data})], the copy here first
+    for path, run in owner.items():
+        if path.is_file():
+            copies.setdefault(run, [("here", {})])[0][1][path] = path.read_bytes()
     planned, kept = {}, []
     for archive in archives:
+        from_archive = {}
         for member, data in _read(config, archive):
             path = Path(config["outdir"]) / member.relative_to(OUT) if member.is_relative_to(OUT) else member
-            here = planned[path] if path in planned else (path.read_bytes() if path.is_file() else None)
-            if here is not None and not replace and _digest(here) != _digest(data):
-                if _is_run_output(member):
-                    raise ValueError(f"{archive}: {path} exists here with other content (--replace overwrites it)")
-                kept.append(path)
+            if path in owner:
+                from_archive.setdefault(owner[path], {})[path] = data
                 continue
-            planned[path] = data
+            here = planned[path] if path in planned else (path.read_bytes() if path.is_file() else None)
+            if here is None or (replace and _digest(here) != _digest(data)):
+                planned[path] = data
+            elif _digest(here) != _digest(data):
+                kept.append(path)
+        for run, files in from_archive.items():
+            copies.setdefault(run, []).append((archive, files))
+    dropped, removed = [], []
+    for run, run_copies in copies.items():
+        *others, (suites, _, source, files) = _restorations(config, run, run_copies, replace)
+        for other_suites, _, other_source, other_files in others:
+            dropped.append(f"{run_label(*run)}: restored again in {source} ({suites} suites evaluated); "
+                           f"dropped the restoration in {other_source} ({other_suites} suites)")
+            removed += [path for path in other_files if other_source == "here" and path not in files]
+        planned.update((path, data) for path, data in files.items()
+                       if not path.is_file() or _digest(path.read_bytes()) != _digest(data))
+    for path in removed:
+        path.unlink()
     for path, data in planned.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    return list(planned), kept
+    return list(planned), kept, dropped
 
 
 @stage_main
@@ -197,6 +249,8 @@ def main(argv=None):
         files = pack(config, Path(args.out), args.variants)
         print(f"packed {len(files)} files into {args.out}")
     else:
-        files, kept = unpack(config, args.archives, args.replace)
+        files, kept, dropped = unpack(config, args.archives, args.replace)
+        for line in dropped:
+            print(line)
         print(f"unpacked {len(files)} files under {config['outdir']}"
               + (f"; kept {len(kept)} differing logs and shared outputs already here, e.g. {kept[0]}" if kept else ""))

@@ -1,5 +1,6 @@
 """`ard part`: an experiment run in parts elsewhere and assembled here reports as if it ran here."""
 import io
+import json
 import tarfile
 from pathlib import Path
 
@@ -19,19 +20,22 @@ def _config(outdir, **changes):
     })
 
 
-def _finished_remote(root, **changes):
-    """What a GPU machine holds after running the experiment: models left out, small outputs in place."""
+def _finished_remote(root, machine="one", **changes):
+    """What a GPU machine holds after running the experiment: models left out, small outputs in place.
+    Each machine's restorations differ (their restore.json records where they ran)."""
     config = _config(root / "results", **changes)
     layout = Layout(config["outdir"])
     for scaling, restore, seed in ard_config.runs(config):
         value = {"native": 0.6, "linear-4x": 0.4}[scaling] + (0.1 + 0.01 * seed if restore != "none" else 0)
-        rows = [{"suite": "short", "task": "cloze", "metric": "acc", "context_length": None, "value": value,
-                 "stderr": 0.01, "n_samples": 50, "higher_is_better": True, "beyond_max_position": False}]
-        write_json(layout.eval_result(scaling, restore, "short", seed), {"rows": rows})
+        for suite in config["evaluation"]["suites"]:
+            rows = [{"suite": suite, "task": "cloze", "metric": "acc", "context_length": None, "value": value,
+                     "stderr": 0.01, "n_samples": 50, "higher_is_better": True, "beyond_max_position": False}]
+            write_json(layout.eval_result(scaling, restore, suite, seed), {"rows": rows, "machine": machine})
         (layout.model(scaling, restore, seed)).mkdir(parents=True)
         (layout.model(scaling, restore, seed) / "model.safetensors").write_bytes(b"weights")
         if restore != "none":
-            write_json(layout.variant(scaling, restore, seed) / "restore.json", {"train_tokens": 100 + seed})
+            write_json(layout.variant(scaling, restore, seed) / "restore.json",
+                       {"train_tokens": 100 + seed, "machine": machine})
             (layout.variant(scaling, restore, seed) / "train_log.csv").write_text("step,loss\n1,2.0\n")
     return config
 
@@ -88,7 +92,7 @@ def test_parts_from_two_machines_keep_the_first_log_and_refuse_a_differing_resul
     monkeypatch.chdir(tmp_path)
     archives = []
     for machine in ("one", "two"):  # each rebuilt the teacher and logged it with its own timing
-        remote = _finished_remote(tmp_path / machine)
+        remote = _finished_remote(tmp_path / machine, machine)
         log = tmp_path / "logs" / "parts" / "teacher.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(f"converted on {machine}\n")
@@ -96,7 +100,7 @@ def test_parts_from_two_machines_keep_the_first_log_and_refuse_a_differing_resul
         part.pack(remote, archives[-1], ["native/none"] if machine == "one" else ["linear-4x/linearard"])
     (tmp_path / "logs").rename(tmp_path / "remote-logs")
     local = _config(tmp_path / "local")
-    written, kept = part.unpack(local, archives)
+    written, kept, _ = part.unpack(local, archives)
     assert (tmp_path / "logs" / "parts" / "teacher.log").read_text() == "converted on one\n"
     assert kept == [Path("logs/parts/teacher.log")]
     assert Layout(local["outdir"]).eval_result("linear-4x", "linearard", "short", 1) in written
@@ -116,7 +120,7 @@ def test_a_run_made_under_other_config_values_is_refused_and_nothing_is_written(
     with pytest.raises(ValueError, match=r"linear-4x/linearard/seed0 was made under other `restore` config values"):
         part.unpack(local, [fine, stale])
     assert not (tmp_path / "local").exists()  # the fine archive was not written either
-    written, _ = part.unpack(_config(tmp_path / "local", **changed), [fine, stale])
+    written, _, _ = part.unpack(_config(tmp_path / "local", **changed), [fine, stale])
     assert written
     with pytest.raises(ValueError, match=r"native/none was made under other `evaluation.short` config values"):
         part.unpack(_config(tmp_path / "other", evaluation={"suites": ["short"], "batch_size": 2}), [fine])
@@ -133,7 +137,7 @@ def test_an_archive_packed_before_manifests_is_unpacked_unchecked(tmp_path, monk
         for member in tar.getmembers():
             if member.name != part.MANIFEST:
                 out.addfile(member, tar.extractfile(member))
-    written, _ = part.unpack(_config(tmp_path / "local"), [old])
+    written, _, _ = part.unpack(_config(tmp_path / "local"), [old])
     assert written and "no part.json" in capsys.readouterr().out
 
 
@@ -147,3 +151,40 @@ def test_a_file_outside_the_experiment_is_refused(tmp_path, monkeypatch):
         tar.addfile(info, io.BytesIO(data))
     with pytest.raises(ValueError, match="is not an output of experiment parts"):
         part.unpack(_config(tmp_path / "local"), [archive])
+
+
+def test_a_run_restored_again_comes_whole_from_its_most_complete_restoration(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    both = {"evaluation": {"suites": ["short", "ppl"]}}
+    layout = Layout(_config(tmp_path / "local" / "results", **both)["outdir"])
+    run = ("linear-4x", "linearard", 0)
+    archives = {}
+    for machine, suites_left in (("one", ["short", "ppl"]), ("two", ["short"]), ("three", ["ppl"])):
+        remote = _finished_remote(tmp_path / machine, machine, **both)
+        for suite in {"short", "ppl"} - set(suites_left):  # cut off before this evaluation finished
+            Layout(remote["outdir"]).eval_result(*run[:2], suite, run[2]).unlink()
+        archives[machine] = tmp_path / f"{machine}.tar.gz"
+        part.pack(remote, archives[machine], ["linear-4x/linearard/seed0"])
+
+    def machine_of(path):
+        return json.loads(path.read_text())["machine"]
+
+    local = _config(tmp_path / "local" / "results", **both)
+    _, _, dropped = part.unpack(local, [archives["one"], archives["two"]])  # the complete one wins
+    assert dropped == [f"linear-4x/linearard/seed0: restored again in {archives['one']} (2 suites evaluated); "
+                       f"dropped the restoration in {archives['two']} (1 suites)"]
+    run_files = [layout.eval_result(*run[:2], suite, run[2]) for suite in ("short", "ppl")]
+    run_files.append(layout.variant(*run) / "restore.json")
+    assert {machine_of(path) for path in run_files} == {"one"}
+
+    fresh = _config(tmp_path / "fresh" / "results", **both)
+    fresh_layout = Layout(fresh["outdir"])
+    part.unpack(fresh, [archives["two"]])
+    _, _, dropped = part.unpack(fresh, [archives["three"]])  # a tie: the later restoration, never a mix
+    assert dropped == [f"linear-4x/linearard/seed0: restored again in {archives['three']} (1 suites evaluated); "
+                       "dropped the restoration in here (1 suites)"]
+    assert not fresh_layout.eval_result(*run[:2], "short", run[2]).exists()
+    assert machine_of(fresh_layout.eval_result(*run[:2], "ppl", run[2])) == "three"
+    assert machine_of(fresh_layout.variant(*run) / "restore.json") == "three"
+    # the same restoration again changes nothing
+    assert part.unpack(fresh, [archives["three"]]) == ([], [], [])
