@@ -3,8 +3,8 @@ assemble the summary here from what each part brings back.
 
     ard part targets --config C [--variants linear-4x/none linear-4x/linearard linear-4x/cpt/seed2 ...]
         the files Snakemake builds for those variants (or single runs of one seed): every suite's
-        evaluation, for every seed, and each
-        restored run's restore.json (`snakemake --cores N $(ard part targets ...)` on the GPU machine)
+        evaluation, for every seed, and each restored run's restore.json and train_log.csv
+        (`snakemake --cores N $(ard part targets ...)` on the GPU machine)
     ard part pack --config C --out part.tar.gz [--variants ...]
         the small outputs of the finished ones, for the trip back: evaluation results, restore.json and
         train_log.csv, teacher.json, scaling.json, data/meta.json, the evaluation manifests, and the
@@ -48,14 +48,18 @@ def selected_runs(config, variants):
     return runs
 
 
-def targets(config, variants=None):
+def run_outputs(config, scaling, restore, seed):
+    """A run's own outputs: its evaluation results and, when restored, restore.json and train_log.csv
+    (what must all come from one restoration of the run)."""
     layout = Layout(config["outdir"])
-    out = []
-    for scaling, restore, seed in selected_runs(config, variants):
-        out += [layout.eval_result(scaling, restore, suite, seed) for suite in config["evaluation"]["suites"]]
-        if restore != "none":
-            out.append(layout.variant(scaling, restore, seed) / "restore.json")
-    return [str(path) for path in out]
+    paths = [layout.eval_result(scaling, restore, suite, seed) for suite in config["evaluation"]["suites"]]
+    if restore != "none":
+        paths += [layout.variant(scaling, restore, seed) / name for name in SMALL_OUTPUTS]
+    return paths
+
+
+def targets(config, variants=None):
+    return [str(path) for run in selected_runs(config, variants) for path in run_outputs(config, *run)]
 
 
 def run_label(scaling, restore, seed):
@@ -80,11 +84,9 @@ def packed_files(config, variants=None):
     files = [layout.data / "meta.json", layout.teacher / "teacher.json"]
     files += [layout.evaldata(suite) / "manifest.json" for suite in config["evaluation"]["suites"]]
     for scaling, restore, seed in selected_runs(config, variants):
-        files += [layout.eval_result(scaling, restore, suite, seed) for suite in config["evaluation"]["suites"]]
+        files += run_outputs(config, scaling, restore, seed)
         if restore == "none":
             files.append(layout.model(scaling, restore) / "scaling.json")
-        else:
-            files += [layout.variant(scaling, restore, seed) / name for name in SMALL_OUTPUTS]
     for folder in (Path("logs") / config["experiment"], Path("benchmarks") / config["experiment"]):
         files += sorted(p for p in folder.rglob("*") if p.is_file())
     return [path for path in dict.fromkeys(files) if path.is_file()]
@@ -151,17 +153,9 @@ def _read(config, archive):
     return files
 
 
-def _run_outputs(config):
-    """{path in the outdir: run} of each run's own outputs: its evaluation results, restore.json and
-    train_log.csv, the files that must all come from one restoration of the run."""
-    layout = Layout(config["outdir"])
-    owner = {}
-    for scaling, restore, seed in ard_config.runs(config):
-        paths = [layout.eval_result(scaling, restore, suite, seed) for suite in config["evaluation"]["suites"]]
-        if restore != "none":
-            paths += [layout.variant(scaling, restore, seed) / name for name in SMALL_OUTPUTS]
-        owner.update(dict.fromkeys(paths, (scaling, restore, seed)))
-    return owner
+def _owners(config):
+    """{path in the outdir: run} of every run's own outputs."""
+    return {path: run for run in ard_config.runs(config) for path in run_outputs(config, *run)}
 
 
 def _restorations(config, run, copies, replace):
@@ -192,7 +186,7 @@ def unpack(config, archives, replace=False):
     files are dropped (removed here), never mixed. Within one restoration, a result that differs is an
     error unless `replace`; any other file that differs (a log, a benchmark, teacher.json's timing from a
     part on another machine) keeps the copy here. Returns (files written, files kept, runs dropped)."""
-    owner = _run_outputs(config)
+    owner = _owners(config)
     copies = {}  # run -> [(source, {path: data})], the copy here first
     for path, run in owner.items():
         if path.is_file():

