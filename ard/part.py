@@ -167,15 +167,15 @@ def _restorations(config, run, copies, replace):
     restore_json = layout.variant(*run) / "restore.json"
     merged = {}
     for order, (source, files) in enumerate(copies):
-        restoration = merged.setdefault(files.get(restore_json) and _digest(files[restore_json]), {"files": {}})
+        restoration = merged.setdefault(files.get(restore_json), {"files": {}})  # keyed by its restore.json
         for path, data in files.items():
             have = restoration["files"].get(path)
-            if have is not None and not replace and _digest(have) != _digest(data):
+            if have is not None and not replace and have != data:
                 raise ValueError(f"{source}: {path} exists here with other content (--replace overwrites it)")
             restoration["files"][path] = data
         restoration.update(order=order, source=source)
-    return sorted((sum(path.is_relative_to(layout.root / "eval") for path in r["files"]), r["order"], r["source"], r["files"])
-                  for r in merged.values())
+    return sorted(((sum(path.is_relative_to(layout.root / "eval") for path in r["files"]), r["order"], r["source"], r["files"])
+                   for r in merged.values()), key=lambda restoration: restoration[:2])
 
 
 def unpack(config, archives, replace=False):
@@ -187,10 +187,7 @@ def unpack(config, archives, replace=False):
     error unless `replace`; any other file that differs (a log, a benchmark, teacher.json's timing from a
     part on another machine) keeps the copy here. Returns (files written, files kept, runs dropped)."""
     owner = _owners(config)
-    copies = {}  # run -> [(source, {path: data})], the copy here first
-    for path, run in owner.items():
-        if path.is_file():
-            copies.setdefault(run, [("here", {})])[0][1][path] = path.read_bytes()
+    copies = {}  # run -> [(archive, {path: data})]
     planned, kept = {}, []
     for archive in archives:
         from_archive = {}
@@ -200,21 +197,23 @@ def unpack(config, archives, replace=False):
                 from_archive.setdefault(owner[path], {})[path] = data
                 continue
             here = planned[path] if path in planned else (path.read_bytes() if path.is_file() else None)
-            if here is None or (replace and _digest(here) != _digest(data)):
+            if here is None or (replace and here != data):
                 planned[path] = data
-            elif _digest(here) != _digest(data):
+            elif here != data:
                 kept.append(path)
         for run, files in from_archive.items():
             copies.setdefault(run, []).append((archive, files))
     dropped, removed = [], []
     for run, run_copies in copies.items():
+        # only the runs an archive brings are read here: the copy here is the oldest
+        here = {path: path.read_bytes() for path in run_outputs(config, *run) if path.is_file()}
+        run_copies = ([("here", here)] if here else []) + run_copies
         *others, (suites, _, source, files) = _restorations(config, run, run_copies, replace)
         for other_suites, _, other_source, other_files in others:
             dropped.append(f"{run_label(*run)}: restored again in {source} ({suites} suites evaluated); "
                            f"dropped the restoration in {other_source} ({other_suites} suites)")
             removed += [path for path in other_files if other_source == "here" and path not in files]
-        planned.update((path, data) for path, data in files.items()
-                       if not path.is_file() or _digest(path.read_bytes()) != _digest(data))
+        planned.update((path, data) for path, data in files.items() if here.get(path) != data)
     for path in removed:
         path.unlink()
     for path, data in planned.items():
