@@ -25,6 +25,15 @@ def test_config_plans_every_variant(tmp_path, path):
     evaluations = int(jobs["evaluate"]) + int(jobs.get("evaluate_restored", 0))
     assert evaluations == len(runs) * len(resolved["evaluation"]["suites"])
     assert int(jobs.get("restore", 0)) == sum(restore != "none" for _, restore, _ in runs)
+    # The longest restores are scheduled first: a restore job's priority is its planned tokens.
+    # (Snakemake prints no priority line for 0, a restore bounded by steps.)
+    blocks = [job for job in re.split(r"^(?=rule \w+:$)", result.stdout + result.stderr, flags=re.M)
+              if job.startswith("rule restore:")]
+    assert len(blocks) == int(jobs.get("restore", 0))
+    for block in blocks:
+        restore = re.search(r"restore=([^,\s]+)", block).group(1)
+        priority = re.search(r"^\s+priority: (\d+)$", block, flags=re.M)
+        assert int(priority.group(1) if priority else 0) == restore_methods.planned_tokens(resolved, restore)
     assert resolved == config
 
 

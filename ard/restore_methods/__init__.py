@@ -46,6 +46,11 @@ def stage_plan(config, method):
     return plan
 
 
+def planned_tokens(config, method):
+    """The training tokens a method's stages are set to (a stage bounded by steps instead counts 0)."""
+    return sum(hp["token_budget"] or 0 for _, hp in stage_plan(config, method))
+
+
 def model_spec(config, method):
     """The method's own section: its LoRA adapter, dtype and checkpointing (a sequence shares one)."""
     return config["restore"][method]

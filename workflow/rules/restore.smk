@@ -25,6 +25,8 @@ rule restore:
     benchmark:
         benchmark_path("restore", "{scaling}", "{restore}", "seed{seed}")
     threads: config["threads"]
+    # Longest restores first: one started last would hold a time-bounded run (a part) open alone.
+    priority: lambda w: restore_methods.planned_tokens(config, w.restore)
     resources:
         **job_resources("restore", gpu=lambda w: config["restore"][w.restore]["gpus"]),
     shell:
