@@ -19,21 +19,22 @@ def test_config_plans_every_variant(tmp_path, path):
     config = ard_config.load(path)
     result = snakemake(tmp_path, path, "-n")
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", (result.stdout + result.stderr).split("Job stats:")[1], flags=re.M))
+    output = result.stdout + result.stderr
     resolved = ard_config.load(tmp_path / ard_config.yaml.safe_load(path.read_text()).get("outdir", "results") / "config.yaml")
     runs = ard_config.runs(resolved)
-    evaluations = int(jobs["evaluate"]) + int(jobs.get("evaluate_restored", 0))
-    assert evaluations == len(runs) * len(resolved["evaluation"]["suites"])
-    assert int(jobs.get("restore", 0)) == sum(restore != "none" for _, restore, _ in runs)
-    # The longest restores are scheduled first: a restore job's priority is its planned tokens.
-    # (Snakemake prints no priority line for 0, a restore bounded by steps.)
-    blocks = [job for job in re.split(r"^(?=rule \w+:$)", result.stdout + result.stderr, flags=re.M)
-              if job.startswith("rule restore:")]
-    assert len(blocks) == int(jobs.get("restore", 0))
-    for block in blocks:
-        restore = re.search(r"restore=([^,\s]+)", block).group(1)
-        priority = re.search(r"^\s+priority: (\d+)$", block, flags=re.M)
-        assert int(priority.group(1) if priority else 0) == restore_methods.planned_tokens(resolved, restore)
+    planned = [job for job in re.split(r"^(?=rule \w+:$)", output, flags=re.M) if job.startswith("rule ")]
+    restores = [job for job in planned if job.startswith("rule restore:")]
+    evaluations = [job for job in planned if job.startswith(("rule evaluate:", "rule evaluate_restored:"))]
+    assert len(evaluations) == len(runs) * len(resolved["evaluation"]["suites"])
+    assert len(restores) == sum(restore != "none" for _, restore, _ in runs)
+    # Scheduling: the longest restores first (a restore's priority is its planned tokens), and every
+    # evaluation before any restore. Snakemake prints no priority line for 0 (a restore bounded by steps).
+    priority = {job: int(m.group(1)) if (m := re.search(r"^\s+priority: (\d+)$", job, flags=re.M)) else 0
+                for job in planned}
+    for job in restores:
+        restore = re.search(r"restore=([^,\s]+)", job).group(1)
+        assert priority[job] == restore_methods.planned_tokens(resolved, restore)
+    assert min(priority[job] for job in evaluations) > max((priority[job] for job in restores), default=0)
     assert resolved == config
 
 

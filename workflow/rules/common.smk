@@ -74,6 +74,16 @@ def job_resources(rule_name, gpu=0):
     return {**merged, "gpu": gpu if ON_GPU else 0}
 
 
+# Job order when jobs wait for resources: the longest restores first (one started last would hold a
+# time-bounded run, e.g. a part, open alone), and every evaluation before any restore, so that such a
+# run ends with whole runs evaluated rather than many restored models each missing a suite.
+def restore_priority(wildcards):
+    return restore_methods.planned_tokens(config, wildcards.restore)
+
+
+EVALUATION_PRIORITY = 1 + max((restore_methods.planned_tokens(config, r) for r in RESTORES), default=0)
+
+
 def restore_launcher(restore):
     """`python -m ard`, or torchrun over the method's `gpus` ranks. One rank keeps ARD's spelling: the
     launcher is a rule param, and a changed param would rerun restores that already exist."""

@@ -48,6 +48,7 @@ rule evaluate:
     benchmark:
         benchmark_path("evaluate", "{scaling}", "none", "{suite}")
     threads: 1
+    priority: EVALUATION_PRIORITY
     resources:
         **job_resources("evaluate", gpu=1),
     shell:

@@ -25,8 +25,7 @@ rule restore:
     benchmark:
         benchmark_path("restore", "{scaling}", "{restore}", "seed{seed}")
     threads: config["threads"]
-    # Longest restores first: one started last would hold a time-bounded run (a part) open alone.
-    priority: lambda w: restore_methods.planned_tokens(config, w.restore)
+    priority: restore_priority
     resources:
         **job_resources("restore", gpu=lambda w: config["restore"][w.restore]["gpus"]),
     shell:
