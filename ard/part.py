@@ -5,6 +5,10 @@ assemble the summary here from what each part brings back.
         the files Snakemake builds for those variants (or single runs of one seed): every suite's
         evaluation, for every seed, and each restored run's restore.json and train_log.csv
         (`snakemake --cores N $(ard part targets ...)` on the GPU machine)
+    ard part missing --config C [--variants ...]
+        the runs (of those variants, default all) whose own outputs are not all here, as run labels on
+        one line: the --variants of the next part (naming runs, not variants, so that no part redoes a
+        seed that is already whole)
     ard part pack --config C --out part.tar.gz [--variants ...]
         the small outputs of the finished ones, for the trip back: evaluation results, restore.json and
         train_log.csv, teacher.json, scaling.json, data/meta.json, the evaluation manifests, and the
@@ -22,6 +26,7 @@ Then `ard report --config C ...` (or `snakemake` once every part is in) writes t
 import hashlib
 import io
 import json
+import sys
 import tarfile
 from pathlib import Path
 
@@ -60,6 +65,12 @@ def run_outputs(config, scaling, restore, seed):
 
 def targets(config, variants=None):
     return [str(path) for run in selected_runs(config, variants) for path in run_outputs(config, *run)]
+
+
+def missing_runs(config, variants=None):
+    """The selected runs whose own outputs are not all here (a run cut off part-way counts as missing)."""
+    return [run for run in selected_runs(config, variants)
+            if not all(path.is_file() for path in run_outputs(config, *run))]
 
 
 def run_label(scaling, restore, seed):
@@ -226,7 +237,7 @@ def unpack(config, archives, replace=False):
 def main(argv=None):
     parser = stage_parser("ard part", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("targets", "pack", "unpack"):
+    for name in ("targets", "missing", "pack", "unpack"):
         command = sub.add_parser(name)
         command.add_argument("--config", required=True, help="experiment config (YAML)")
         if name != "unpack":
@@ -238,6 +249,12 @@ def main(argv=None):
     config = ard_config.load(args.config)
     if args.command == "targets":
         print("\n".join(targets(config, args.variants)))
+    elif args.command == "missing":
+        runs = missing_runs(config, args.variants)
+        if runs:
+            print(" ".join(run_label(*run) for run in runs))
+        else:
+            print("every selected run is whole here", file=sys.stderr)
     elif args.command == "pack":
         files = pack(config, Path(args.out), args.variants)
         print(f"packed {len(files)} files into {args.out}")

@@ -190,3 +190,25 @@ def test_a_run_restored_again_comes_whole_from_its_most_complete_restoration(tmp
     assert machine_of(fresh_layout.variant(*run) / "restore.json") == "three"
     # the same restoration again changes nothing
     assert part.unpack(fresh, [archives["three"]]) == ([], [], [])
+
+
+def test_missing_names_the_runs_not_whole_here_for_the_next_part(tmp_path, capsys):
+    config = _finished_remote(tmp_path)
+    layout = Layout(config["outdir"])
+    assert part.missing_runs(config) == []
+    layout.eval_result("linear-4x", "linearard", "short", 1).unlink()  # a run cut off after its restore
+    (layout.variant("linear-4x", "linearard", 0) / "train_log.csv").unlink()
+    layout.eval_result("native", "none", "short").unlink()
+    assert part.missing_runs(config) == [("native", "none", None), ("linear-4x", "linearard", 0),
+                                         ("linear-4x", "linearard", 1)]
+    assert part.missing_runs(config, ["linear-4x/none", "linear-4x/linearard/seed1"]) == [("linear-4x", "linearard", 1)]
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(ard_config.yaml.safe_dump(config))
+    part.main(["missing", "--config", str(config_path)])
+    printed = capsys.readouterr().out
+    assert printed == "native/none linear-4x/linearard/seed0 linear-4x/linearard/seed1\n"
+    # What it prints is the next part's --variants: exactly those runs.
+    assert part.selected_runs(config, printed.split()) == part.missing_runs(config)
+    part.main(["missing", "--config", str(config_path), "--variants", "linear-4x/none"])
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == "every selected run is whole here\n"
