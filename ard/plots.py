@@ -11,6 +11,7 @@ Reads only the CSV (and the train logs), so it also redraws a committed table (d
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from ard.io import atomic_dir
 from ard.runtime import stage_main, stage_parser
@@ -59,19 +60,34 @@ def short_recovery(summary, axes):
         ax.set_xlabel(f"{task} {metric}: % of native (95 % interval)")
 
 
+SCALING_MARKERS = "os^Dvp*"
+
+
 def recovery_vs_tokens(summary, axes):
+    """One point per scaling and restore: the colour says the restore, the marker the scaling (a restore
+    on two scalings is two points of one colour), a dotted line, named, for each unrestored scaling."""
     ax = axes[0]
     rows = select(aggregates(summary), *HEADLINE, "short")
-    for restore, group in rows[rows.restore != "none"].groupby("restore"):
-        ax.errorbar(group.train_tokens.clip(lower=1), group.recovery_vs_native_pct, fmt="o", capsize=2, label=restore,
+    restored = rows[rows.restore != "none"]
+    restores, scalings = sorted(restored.restore.unique()), sorted(rows.scaling.unique())
+    for (scaling, restore), group in restored.groupby(["scaling", "restore"]):
+        ax.errorbar(group.train_tokens.clip(lower=1), group.recovery_vs_native_pct, capsize=2,
+                    fmt=SCALING_MARKERS[scalings.index(scaling) % len(SCALING_MARKERS)],
+                    color=f"C{restores.index(restore) % 10}", label=f"{scaling}/{restore}",
                     yerr=error_bars(group, "recovery_vs_native_pct", "recovery_vs_native_ci95"))
-    for value in rows.query("restore == 'none' and scaling != 'native'").recovery_vs_native_pct:
-        ax.axhline(value, color="grey", linewidth=0.6, linestyle=":")
+    for row in rows.query("restore == 'none' and scaling != 'native'").itertuples():
+        ax.axhline(row.recovery_vs_native_pct, color="grey", linewidth=0.6, linestyle=":")
+        ax.text(0.99, row.recovery_vs_native_pct, row.variant, transform=ax.get_yaxis_transform(), fontsize=6,
+                color="grey", ha="right", va="bottom")
     ax.axhline(100, color="black", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("restore training tokens")
-    ax.set_ylabel("bits/byte: % of native (dotted: unrestored)")
-    ax.legend(fontsize=7)
+    ax.set_ylabel("bits/byte: % of native")
+    # One legend entry per restore (colour) and per scaling (marker), not per pair: a matrix has dozens.
+    keys = [Line2D([], [], color=f"C{i % 10}", marker="o", linestyle="", label=r) for i, r in enumerate(restores)]
+    keys += [Line2D([], [], color="grey", marker=SCALING_MARKERS[i % len(SCALING_MARKERS)], linestyle="", label=s)
+             for i, s in enumerate(scalings) if s in set(restored.scaling)]
+    ax.legend(handles=keys, fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1))
 
 
 def length_panels(summary):
@@ -126,7 +142,7 @@ def draw(summary, out_dir, logs=None):
     panels = len(length_panels(aggregates(summary)))
     layouts = {  # figure -> (drawing function, its data, columns, size)
         FIGURES[0]: (short_recovery, summary, 2, (11, 0.35 * summary.variant.nunique() + 2)),
-        FIGURES[1]: (recovery_vs_tokens, summary, 1, (6, 4.5)),
+        FIGURES[1]: (recovery_vs_tokens, summary, 1, (7.5, 4.5)),
         FIGURES[2]: (by_length, summary, panels, (5 * panels, 4.5)),
     }
     if logs:

@@ -79,3 +79,27 @@ def test_training_curves_one_line_per_seed(tmp_path):
     plots.training_curves(logs, axes[0])
     assert [list(line.get_ydata()) for line in axes[0][0].get_lines()] == [[3.0, 2.0, 1.5], [3.0, 3.0, 1.5]]
     plt.close(fig)
+
+
+def test_recovery_vs_tokens_tells_scalings_apart_by_marker_and_restores_by_colour():
+    # The SmolLM2 table holds restores on two scalings (linear-4x and yarn-4x) and the 10x variants.
+    summary = pd.read_csv(REPO_ROOT / "docs" / "results" / "smollm2-h200" / "summary.csv")
+    fig, axes = plt.subplots(1, 1, squeeze=False)
+    plots.recovery_vs_tokens(summary, axes[0])
+    points = {c.get_label(): c.lines[0] for c in axes[0][0].containers}
+    rows = plots.select(plots.aggregates(summary), "ard_ppl", "bits_per_byte", "short").set_index("variant")
+    restored = rows[rows.restore != "none"]
+    assert sorted(points) == sorted(restored.index)
+    for variant, line in points.items():
+        assert list(line.get_xdata()) == [restored.train_tokens[variant]]
+        assert list(line.get_ydata()) == pytest.approx([restored.recovery_vs_native_pct[variant]])
+    assert points["linear-4x/cpt"].get_color() == points["yarn-4x/cpt"].get_color() != points["linear-4x/linearard"].get_color()
+    assert points["linear-4x/cpt"].get_marker() != points["yarn-4x/cpt"].get_marker()
+    assert points["linear-4x/cpt"].get_marker() == points["linear-4x/linearard"].get_marker()
+    legend = [text.get_text() for text in axes[0][0].get_legend().get_texts()]
+    assert legend == sorted(restored.restore.unique()) + ["linear-4x", "yarn-4x"]
+    dotted = [line.get_ydata()[0] for line in axes[0][0].get_lines() if line.get_linestyle() == ":"]
+    named = {text.get_text(): text.get_position()[1] for text in axes[0][0].texts}
+    expected = rows.query("restore == 'none' and scaling != 'native'").recovery_vs_native_pct.to_dict()
+    assert named == pytest.approx(expected) and sorted(dotted) == pytest.approx(sorted(expected.values()))
+    plt.close(fig)
