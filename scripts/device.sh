@@ -11,7 +11,8 @@
 #   keep FILE...                copy carried files to /tmp/keep, where the next call finds them
 #   part CONFIG VARIANT...      run those variants (or runs: linear-4x/cpt/seed2) of an experiment
 #                               (restore and every evaluation) and pack their small outputs into
-#                               $OUT/part.tar.gz (README: "in parts");
+#                               $OUT/part.tar.gz (README: "in parts"); Snakemake runs detached, and a
+#                               later call naming the same variants waits on it while it still runs;
 #                               PART_SECONDS bounds the call up to packing, set-up included (default
 #                               540), GPU_JOBS the jobs on the GPU (4)
 #   demo [snakemake args]       the GPU demonstration (config/gpu-demo.yaml); results to $OUT
@@ -23,6 +24,7 @@ cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 keep=/tmp/keep
 site=/tmp/site
+part_dir=/tmp/part  # the running part: its pid, the variants it was asked for, Snakemake's log
 out=${OUT:-/tmp/out}
 started=$(date +%s)
 
@@ -68,14 +70,36 @@ part)
     environment
     config=$1
     shift
-    # A part cut off by the timeout leaves Snakemake's lock and incomplete outputs behind; the next part
-    # on the same machine clears the one and redoes the others.
-    "$python" -m snakemake --unlock --configfile "$config" >/dev/null 2>&1 || true
-    # Stop short of the caller's own limit (PART_SECONDS) so that what finished is still packed. GPU_JOBS
-    # caps the jobs sharing the GPU (16 evaluations at once ran out of its memory at 32K tokens).
-    timeout -k 15 "$(seconds_left "${PART_SECONDS:-540}")" "$python" -m snakemake $("$python" -m ard part targets --config "$config" --variants "$@") \
-        --cores "$(nproc)" --resources gpu="${GPU_JOBS:-4}" --rerun-incomplete --keep-going --configfile "$config" \
-        2>&1 | tail -n 30 || true
+    # Snakemake runs detached, so that a call ending at its bound packs what is finished without
+    # killing the jobs still running: where the machine keeps processes between calls, the next call
+    # naming the same variants waits on the same run. Where it does not, the next call finds no live
+    # run and starts one: it clears the lock and redoes the jobs that were cut off.
+    request="$config $*"
+    if [ -f "$part_dir/pid" ] && kill -0 "$(cat "$part_dir/pid")" 2>/dev/null; then
+        if [ "$(cat "$part_dir/request")" != "$request" ]; then
+            echo "error: a part of other variants is still running ($(cat "$part_dir/request")); name the same ones" >&2
+            exit 1
+        fi
+        echo "waiting on the part started by an earlier call (pid $(cat "$part_dir/pid"))"
+    else
+        targets=$("$python" -m ard part targets --config "$config" --variants "$@") || exit 1
+        mkdir -p "$part_dir" && rm -f "$part_dir/pid"
+        "$python" -m snakemake --unlock --configfile "$config" >/dev/null 2>&1 || true
+        echo "$request" > "$part_dir/request"
+        # GPU_JOBS caps the jobs sharing the GPU (16 evaluations at once ran out of its memory at 32K).
+        # The child writes its own pid: whether setsid forks or not, it is the pid of Snakemake itself.
+        setsid nohup bash -c 'echo $$ > "$0/pid.new" && mv "$0/pid.new" "$0/pid" && exec "$@"' "$part_dir" \
+            "$python" -m snakemake $targets \
+            --cores "$(nproc)" --resources gpu="${GPU_JOBS:-4}" --rerun-incomplete --keep-going --configfile "$config" \
+            > "$part_dir/snakemake.log" 2>&1 < /dev/null &
+        until [ -f "$part_dir/pid" ]; do sleep 0.2; done
+    fi
+    # Return before the caller's own limit (PART_SECONDS, from the call's start) with what is finished.
+    while kill -0 "$(cat "$part_dir/pid")" 2>/dev/null && [ "$(seconds_left "${PART_SECONDS:-540}")" -gt 5 ]; do
+        sleep 5
+    done
+    tail -n 30 "$part_dir/snakemake.log"
+    kill -0 "$(cat "$part_dir/pid")" 2>/dev/null && echo "still running: the next call naming the same variants waits on it"
     echo "wall seconds: $(( $(date +%s) - started ))" | tee -a "$out/versions.txt"
     "$python" -m ard part pack --config "$config" --out "$out/part.tar.gz" --variants "$@"
     ;;
