@@ -17,10 +17,11 @@ assemble the summary here from what each part brings back.
     ard part unpack --config C part.tar.gz [...]
         puts them in place under the experiment's outdir here (and logs/, benchmarks/ in the current
         folder). A run restored again (another restore.json) is taken whole from its restoration with
-        the most evaluated suites, never mixed; within one restoration, a result already here with other
-        content is an error unless --replace (other files that differ, such as logs, keep the copy here),
-        and so is a run made under other values of those sections than C's; nothing is written unless
-        every archive passes
+        the most evaluated suites, its jobs' logs and benchmarks with it, never mixed; within one
+        restoration, a result already here with other content is an error unless --replace (a run's log
+        that differs is taken from the later copy; other files that differ, such as the teacher's log,
+        keep the copy here), and so is a run made under other values of those sections than C's; nothing
+        is written unless every archive passes
 Then `ard report --config C ...` (or `snakemake` once every part is in) writes the summary.
 """
 import hashlib
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from ard import config as ard_config
 from ard import restore_methods
-from ard.paths import Layout
+from ard.paths import JobRecords, Layout
 from ard.runtime import stage_main, stage_parser
 
 SMALL_OUTPUTS = ("restore.json", "train_log.csv")
@@ -61,6 +62,11 @@ def run_outputs(config, scaling, restore, seed):
     if restore != "none":
         paths += [layout.variant(scaling, restore, seed) / name for name in SMALL_OUTPUTS]
     return paths
+
+
+def run_records(config, scaling, restore, seed):
+    """The logs and benchmarks of a run's own jobs: they travel with its outputs, from one restoration."""
+    return JobRecords(config["experiment"]).of_run(scaling, restore, seed, config["evaluation"]["suites"])
 
 
 def targets(config, variants=None):
@@ -165,23 +171,26 @@ def _read(config, archive):
 
 
 def _owners(config):
-    """{path in the outdir: run} of every run's own outputs."""
-    return {path: run for run in ard_config.runs(config) for path in run_outputs(config, *run)}
+    """{path: run} of every run's own outputs (in the outdir) and its jobs' logs and benchmarks."""
+    return {path: run for run in ard_config.runs(config)
+            for path in run_outputs(config, *run) + run_records(config, *run)}
 
 
 def _restorations(config, run, copies, replace):
     """Merge the copies of one run ([(source, {path: data})], oldest first) by restoration: copies with the
     same restore.json are one restoration (a differing result among them is an error unless `replace`,
-    which takes the later one); a run restored again elsewhere is another. Returns
+    which takes the later one; a differing log or benchmark is a later attempt's, and the later copy is
+    taken); a run restored again elsewhere is another. Returns
     [(suites evaluated, newest copy's order, its source, {path: data})], best last."""
     layout = Layout(config["outdir"])
     restore_json = layout.variant(*run) / "restore.json"
+    records = set(run_records(config, *run))
     merged = {}
     for order, (source, files) in enumerate(copies):
         restoration = merged.setdefault(files.get(restore_json), {"files": {}})  # keyed by its restore.json
         for path, data in files.items():
             have = restoration["files"].get(path)
-            if have is not None and not replace and have != data:
+            if have is not None and not replace and have != data and path not in records:
                 raise ValueError(f"{source}: {path} exists here with other content (--replace overwrites it)")
             restoration["files"][path] = data
         restoration.update(order=order, source=source)
@@ -194,30 +203,44 @@ def unpack(config, archives, replace=False):
     Every archive is checked before anything is written. A run's own outputs come from one restoration of
     it: where the run was restored again (another restore.json, here or in a later archive), the
     restoration with the most evaluated suites is taken whole, the later one on a tie, and the other's
-    files are dropped (removed here), never mixed. Within one restoration, a result that differs is an
-    error unless `replace`; any other file that differs (a log, a benchmark, teacher.json's timing from a
-    part on another machine) keeps the copy here. Returns (files written, files kept, runs dropped)."""
+    files are dropped (removed here), never mixed; the logs and benchmarks of the run's jobs go with its
+    outputs. Within one restoration, a result that differs is an error unless `replace`, and a run's log
+    or benchmark that differs is taken from the later copy (a later attempt's); any other file that
+    differs (the teacher's log, teacher.json's timing from a part on another machine) keeps the copy
+    here. Returns (files written, files kept, runs dropped)."""
     owner = _owners(config)
     copies = {}  # run -> [(archive, {path: data})]
     planned, kept = {}, []
+
+    def take_shared(path, data):
+        here = planned[path] if path in planned else (path.read_bytes() if path.is_file() else None)
+        if here is None or (replace and here != data):
+            planned[path] = data
+        elif here != data:
+            kept.append(path)
+
     for archive in archives:
         from_archive = {}
         for member, data in _read(config, archive):
             path = Path(config["outdir"]) / member.relative_to(OUT) if member.is_relative_to(OUT) else member
             if path in owner:
                 from_archive.setdefault(owner[path], {})[path] = data
-                continue
-            here = planned[path] if path in planned else (path.read_bytes() if path.is_file() else None)
-            if here is None or (replace and here != data):
-                planned[path] = data
-            elif here != data:
-                kept.append(path)
+            else:
+                take_shared(path, data)
         for run, files in from_archive.items():
-            copies.setdefault(run, []).append((archive, files))
+            outputs = set(run_outputs(config, *run))
+            if outputs.intersection(files):
+                copies.setdefault(run, []).append((archive, files))
+            else:  # only the logs of jobs cut off before any output: no restoration to follow
+                for path, data in files.items():
+                    take_shared(path, data)
     dropped, removed = [], []
     for run, run_copies in copies.items():
-        # only the runs an archive brings are read here: the copy here is the oldest
+        # only the runs an archive brings are read here: the copy here is the oldest; a run's logs and
+        # benchmarks here belong to the restoration of its outputs here
         here = {path: path.read_bytes() for path in run_outputs(config, *run) if path.is_file()}
+        if here:
+            here.update((path, path.read_bytes()) for path in run_records(config, *run) if path.is_file())
         run_copies = ([("here", here)] if here else []) + run_copies
         *others, (suites, _, source, files) = _restorations(config, run, run_copies, replace)
         for other_suites, _, other_source, other_files in others:

@@ -1,4 +1,5 @@
-"""The fixed output layout of one experiment, shared by the CLIs and the Snakemake rules."""
+"""The fixed output layout of one experiment, shared by the CLIs and the Snakemake rules: its outputs
+under the outdir (Layout), and its jobs' logs and benchmarks under the working folder (JobRecords)."""
 from pathlib import Path
 
 
@@ -72,3 +73,32 @@ class Layout:
     @property
     def config_used(self):
         return self.root / "report" / "config.yaml"
+
+
+class JobRecords:
+    """Each job's log (logs/<experiment>/<rule>/...log) and benchmark (benchmarks/<experiment>/...tsv).
+    The run jobs' parts may be Snakemake wildcards ("{scaling}"): the rules name their records with them."""
+
+    def __init__(self, experiment):
+        self.experiment = experiment
+
+    def log(self, rule_name, *parts):
+        return f"logs/{self.experiment}/{rule_name}/" + "/".join(parts) + ".log"
+
+    def benchmark(self, rule_name, *parts):
+        return f"benchmarks/{self.experiment}/{rule_name}/" + "/".join(parts) + ".tsv"
+
+    @staticmethod
+    def restore_job(scaling, restore, seed):
+        return ("restore", scaling, restore, f"seed{seed}")
+
+    @staticmethod
+    def evaluate_job(scaling, restore, suite, seed=None):
+        return ("evaluate", *Layout._run(scaling, restore, seed).parts, suite)
+
+    def of_run(self, scaling, restore, seed, suites):
+        """The records of one run's own jobs: its restore (when restored) and its evaluations."""
+        jobs = [self.evaluate_job(scaling, restore, suite, seed) for suite in suites]
+        if restore != "none":
+            jobs.insert(0, self.restore_job(scaling, restore, seed))
+        return [Path(record(*job)) for job in jobs for record in (self.log, self.benchmark)]

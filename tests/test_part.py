@@ -1,6 +1,7 @@
 """`ard part`: an experiment run in parts elsewhere and assembled here reports as if it ran here."""
 import io
 import json
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -161,12 +162,27 @@ def test_a_run_restored_again_comes_whole_from_its_most_complete_restoration(tmp
     layout = Layout(_config(tmp_path / "local" / "results", **both)["outdir"])
     run = ("linear-4x", "linearard", 0)
     archives = {}
-    for machine, suites_left in (("one", ["short", "ppl"]), ("two", ["short"]), ("three", ["ppl"])):
+    records = part.JobRecords("parts")
+    restore_log = Path(records.log(*records.restore_job(*run)))
+
+    def evaluate_log(suite):
+        return Path(records.log(*records.evaluate_job(*run[:2], suite, run[2])))
+
+    for machine, suites_left in (("one", ["short", "ppl"]), ("two", ["short"]), ("three", ["ppl"]), ("four", [])):
         remote = _finished_remote(tmp_path / machine, machine, **both)
+        remote_layout = Layout(remote["outdir"])
         for suite in {"short", "ppl"} - set(suites_left):  # cut off before this evaluation finished
-            Layout(remote["outdir"]).eval_result(*run[:2], suite, run[2]).unlink()
+            remote_layout.eval_result(*run[:2], suite, run[2]).unlink()
+        for log in [restore_log] + [evaluate_log(suite) for suite in suites_left]:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(f"on {machine}\n")
+        if machine == "four":  # cut off while restoring: the restore's log and nothing else
+            for name in part.SMALL_OUTPUTS:
+                (remote_layout.variant(*run) / name).unlink()
         archives[machine] = tmp_path / f"{machine}.tar.gz"
-        part.pack(remote, archives[machine], ["linear-4x/linearard/seed0"])
+        # (four packs seed 1 too: an archive holds at least one finished evaluation)
+        part.pack(remote, archives[machine], ["linear-4x/linearard/seed0"] + ["linear-4x/linearard/seed1"] * (machine == "four"))
+        shutil.rmtree(tmp_path / "logs")
 
     def machine_of(path):
         return json.loads(path.read_text())["machine"]
@@ -178,6 +194,8 @@ def test_a_run_restored_again_comes_whole_from_its_most_complete_restoration(tmp
     run_files = [layout.eval_result(*run[:2], suite, run[2]) for suite in ("short", "ppl")]
     run_files.append(layout.variant(*run) / "restore.json")
     assert {machine_of(path) for path in run_files} == {"one"}
+    # the logs of the run's jobs come from the same restoration
+    assert {log.read_text() for log in (restore_log, evaluate_log("short"), evaluate_log("ppl"))} == {"on one\n"}
 
     fresh = _config(tmp_path / "fresh" / "results", **both)
     fresh_layout = Layout(fresh["outdir"])
@@ -188,8 +206,14 @@ def test_a_run_restored_again_comes_whole_from_its_most_complete_restoration(tmp
     assert not fresh_layout.eval_result(*run[:2], "short", run[2]).exists()
     assert machine_of(fresh_layout.eval_result(*run[:2], "ppl", run[2])) == "three"
     assert machine_of(fresh_layout.variant(*run) / "restore.json") == "three"
+    assert restore_log.read_text() == evaluate_log("ppl").read_text() == "on three\n"
+    assert not evaluate_log("short").exists()  # the dropped restoration's, removed with its result
     # the same restoration again changes nothing
     assert part.unpack(fresh, [archives["three"]]) == ([], [], [])
+    # a copy with only a cut-off restore's log is no restoration: its log is a shared file, kept here
+    written, kept, dropped = part.unpack(fresh, [archives["four"]])
+    assert kept == [restore_log] and dropped == [] and not any("seed0" in str(path) for path in written)
+    assert restore_log.read_text() == "on three\n"
 
 
 def test_missing_names_the_runs_not_whole_here_for_the_next_part(tmp_path, capsys):

@@ -10,7 +10,7 @@ from snakemake.utils import update_config
 
 from ard import config as ard_config
 from ard import restore_methods
-from ard.paths import Layout
+from ard.paths import JobRecords, Layout
 from ard.teachers import is_real as is_real_teacher
 
 # Nested --config values arrive as strings ('0.5'); read them as the YAML values they spell.
@@ -91,12 +91,8 @@ def restore_launcher(restore):
     return ARD if ranks == 1 else shlex.join(restore_methods.launcher(ranks))
 
 
-def log_path(rule_name, *parts):
-    return f"logs/{EXP}/{rule_name}/" + "/".join(parts) + ".log"
-
-
-def benchmark_path(rule_name, *parts):
-    return f"benchmarks/{EXP}/{rule_name}/" + "/".join(parts) + ".tsv"
+RECORDS = JobRecords(EXP)
+log_path, benchmark_path = RECORDS.log, RECORDS.benchmark
 
 
 def eval_results(wildcards=None):

@@ -44,9 +44,9 @@ rule evaluate:
     params:
         fingerprint=lambda w: fingerprint(ard_config.suite_evaluation(config, w.suite), "seed"),
     log:
-        log_path("evaluate", "{scaling}", "none", "{suite}"),
+        log_path(*RECORDS.evaluate_job("{scaling}", "none", "{suite}")),
     benchmark:
-        benchmark_path("evaluate", "{scaling}", "none", "{suite}")
+        benchmark_path(*RECORDS.evaluate_job("{scaling}", "none", "{suite}"))
     threads: 1
     priority: EVALUATION_PRIORITY
     resources:
@@ -64,6 +64,6 @@ use rule evaluate as evaluate_restored with:
     output:
         str(L.eval_result("{scaling}", "{restore}", "{suite}", "{seed}")),
     log:
-        log_path("evaluate", "{scaling}", "{restore}", "seed{seed}", "{suite}"),
+        log_path(*RECORDS.evaluate_job("{scaling}", "{restore}", "{suite}", "{seed}")),
     benchmark:
-        benchmark_path("evaluate", "{scaling}", "{restore}", "seed{seed}", "{suite}")
+        benchmark_path(*RECORDS.evaluate_job("{scaling}", "{restore}", "{suite}", "{seed}"))

@@ -21,9 +21,9 @@ rule restore:
         checkpoints=lambda w: str(L.checkpoints(w.scaling, w.restore, w.seed)),
         launcher=lambda w: restore_launcher(w.restore),
     log:
-        log_path("restore", "{scaling}", "{restore}", "seed{seed}"),
+        log_path(*RECORDS.restore_job("{scaling}", "{restore}", "{seed}")),
     benchmark:
-        benchmark_path("restore", "{scaling}", "{restore}", "seed{seed}")
+        benchmark_path(*RECORDS.restore_job("{scaling}", "{restore}", "{seed}"))
     threads: config["threads"]
     priority: restore_priority
     resources:
