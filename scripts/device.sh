@@ -92,7 +92,8 @@ part)
             "$python" -m snakemake $targets \
             --cores "$(nproc)" --resources gpu="${GPU_JOBS:-4}" --rerun-incomplete --keep-going --configfile "$config" \
             > "$part_dir/snakemake.log" 2>&1 < /dev/null &
-        until [ -f "$part_dir/pid" ]; do sleep 0.2; done
+        for _ in $(seq 100); do [ -f "$part_dir/pid" ] && break; sleep 0.2; done
+        [ -f "$part_dir/pid" ] || { echo "error: Snakemake did not start: $(tail -n 5 "$part_dir/snakemake.log")" >&2; exit 1; }
     fi
     # Return before the caller's own limit (PART_SECONDS, from the call's start) with what is finished.
     while kill -0 "$(cat "$part_dir/pid")" 2>/dev/null && [ "$(seconds_left "${PART_SECONDS:-540}")" -gt 5 ]; do
