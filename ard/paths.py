@@ -90,7 +90,7 @@ class JobRecords:
 
     @staticmethod
     def restore_job(scaling, restore, seed):
-        return ("restore", scaling, restore, f"seed{seed}")
+        return ("restore", *Layout._run(scaling, restore, seed).parts)
 
     @staticmethod
     def evaluate_job(scaling, restore, suite, seed=None):
