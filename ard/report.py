@@ -11,10 +11,12 @@ columns with propagated intervals (ard/stats.py):
                                                             scaling, `none` included; inverted likewise)
   gap_closed_pct                100 · (value − none) / (native − none); empty, with gap_closed_note, when
                                 the gap native − none is inside its own 95 % interval
-so that 100 always means "as good as the reference" and more is better. Aggregate rows of restored
-variants carry one-sided paired permutation p-values over the evaluation samples (better_than_none_p,
-better_than_best_baseline_p) and, after Holm's correction across the whole table, whether each is
-significant at 0.05.
+so that 100 always means "as good as the reference" and more is better; best_baseline names the restore
+that row's best was. Aggregate rows of restored variants carry one-sided paired permutation p-values over
+the evaluation samples (better_than_none_p, better_than_best_baseline_p, and for LinearARD restores
+worse_than_best_baseline_p: the best baseline better than LinearARD) and, after Holm's correction across
+the whole table, whether each is significant at 0.05. summary.md ends with the paper's two claims read
+off the table (ard/claims.py).
 
 `method` is the method a restore trains (a named variant's base method): what tells LinearARD restores
 from the baselines, also in a table rebuilt without its config.
@@ -33,7 +35,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ard import config as ard_config
-from ard import restore_methods, stats
+from ard import claims, restore_methods, stats
 from ard.evaluation.samples import aggregation
 from ard.io import atomic_file, read_json
 from ard.paths import Layout
@@ -48,7 +50,8 @@ COLUMNS = [
     "recovery_vs_best_baseline_pct", "recovery_vs_best_baseline_ci95_low", "recovery_vs_best_baseline_ci95_high",
     "gap_closed_pct", "gap_closed_ci95_low", "gap_closed_ci95_high", "gap_closed_note",
     "better_than_none_p", "better_than_none_significant",
-    "better_than_best_baseline_p", "better_than_best_baseline_significant",
+    "best_baseline", "better_than_best_baseline_p", "better_than_best_baseline_significant",
+    "worse_than_best_baseline_p", "worse_than_best_baseline_significant",
     "higher_is_better", "beyond_max_position", "n_samples", "git_commit", "config_sha",
 ]
 KEY = ["suite", "task", "metric", "context_length"]
@@ -209,7 +212,7 @@ def add_recovery(frame):
     """Recovery and gap-closed columns with propagated 95 % intervals, on every row."""
     references = _references(frame)
     linearard = linearard_restores(frame)
-    columns = {name: [] for name in ("native_value", "recovery_vs_native_pct", "recovery_vs_native_ci95_low",
+    columns = {name: [] for name in ("native_value", "best_baseline", "recovery_vs_native_pct", "recovery_vs_native_ci95_low",
                                      "recovery_vs_native_ci95_high", "recovery_vs_best_baseline_pct",
                                      "recovery_vs_best_baseline_ci95_low", "recovery_vs_best_baseline_ci95_high",
                                      "gap_closed_pct", "gap_closed_ci95_low", "gap_closed_ci95_high", "gap_closed_note")}
@@ -231,6 +234,7 @@ def add_recovery(frame):
         best = best_baseline(by_variant, row["scaling"], higher, linearard)
         scaled = row["scaling"] != ard_config.NATIVE
         columns["native_value"].append(native)
+        columns["best_baseline"].append(best[0] if scaled and best else None)
         put("recovery_vs_native", stats.ratio_pct(row["value"], native, higher, se, se_native))
         put("recovery_vs_best_baseline", stats.ratio_pct(row["value"], best[1], higher, se, best[2]) if scaled and best else nan2)
         closed, se_closed, note = stats.gap_closed_pct(row["value"], none, native, se, se_none, se_native) if scaled else (math.nan, math.nan, "")
@@ -249,41 +253,49 @@ def _doc_items(samples, variant, seeds, key):
 
 
 def add_tests(frame, samples):
-    """p-values of restored variants' aggregate rows against `none` and the best baseline, Holm-corrected."""
+    """p-values of restored variants' aggregate rows against `none` and the best baseline (and, for
+    LinearARD restores, of the best baseline against them), Holm-corrected together."""
     seeds = frame[frame.row_type == PER_SEED].groupby("variant").seed.unique().to_dict()
     references = _references(frame)
     linearard = linearard_restores(frame)
-    # each row's test against none and against the best baseline: (items, reference items, aggregation,
-    # higher is better), or None where there is nothing to test
-    against_none, against_best = [], []
+
+    def items(variant, key):
+        return _doc_items(samples, variant, seeds.get(variant, [None]), key)
+
+    # each row's tests: (items, reference items, aggregation, higher is better), or None where there is
+    # nothing to test; "worse" is the "better" test with the sides swapped
+    families = {"better_than_none": [], "better_than_best_baseline": [], "worse_than_best_baseline": []}
     for row in frame.to_dict("records"):
-        if row["row_type"] != AGGREGATE or row["restore"] == "none":
-            against_none.append(None)
-            against_best.append(None)
-            continue
-        key, higher = _key(row), bool(row["higher_is_better"])
-        mine = _doc_items(samples, row["variant"], seeds.get(row["variant"], []), key)
-        best = best_baseline(references[key], row["scaling"], higher, linearard)
-        for out, reference in ((against_none, "none"), (against_best, best[0] if best else None)):
-            ref_variant = f"{row['scaling']}/{reference}"
-            theirs = _doc_items(samples, ref_variant, seeds.get(ref_variant, [None]), key) if reference else None
-            if mine is None or theirs is None or reference == row["restore"]:
-                out.append(None)
-                continue
-            docs = sorted(set(mine[1]) & set(theirs[1]))
-            out.append(([mine[1][d] for d in docs], [theirs[1][d] for d in docs], mine[0], higher))
+        tests = dict.fromkeys(families)
+        if row["row_type"] == AGGREGATE and row["restore"] != "none":
+            key, higher = _key(row), bool(row["higher_is_better"])
+            mine = items(row["variant"], key)
+            best = best_baseline(references[key], row["scaling"], higher, linearard)
+            against = {"better_than_none": "none", "better_than_best_baseline": best[0] if best else None}
+            if row["restore"] in linearard:
+                against["worse_than_best_baseline"] = against["better_than_best_baseline"]
+            for family, reference in against.items():
+                theirs = items(f"{row['scaling']}/{reference}", key) if reference else None
+                if mine is None or theirs is None or reference == row["restore"]:
+                    continue
+                docs = sorted(set(mine[1]) & set(theirs[1]))
+                ours, others = [mine[1][d] for d in docs], [theirs[1][d] for d in docs]
+                worse = family.startswith("worse")
+                tests[family] = (others, ours, mine[0], higher) if worse else (ours, others, mine[0], higher)
+        for family, test in tests.items():
+            families[family].append(test)
     # every test may draw enough flips to stay significant after Holm's correction over all of them
-    tests = against_none + against_best
+    tests = [test for family in families.values() for test in family]
     count = sum(test is not None for test in tests)
     permutations = stats.permutations_for(count, ALPHA)
     pvalues = [math.nan if test is None else stats.paired_pvalue(*test, max_permutations=permutations)
                for test in tqdm(tests, desc="permutation tests", unit="row", disable=count < 50)]
-    n = len(against_none)
-    p_none, p_best = pvalues[:n], pvalues[n:]
-    adjusted = stats.holm(pvalues)
-    significant = [None if math.isnan(p) else bool(p < ALPHA) for p in adjusted]
-    return frame.assign(better_than_none_p=p_none, better_than_none_significant=significant[:n],
-                        better_than_best_baseline_p=p_best, better_than_best_baseline_significant=significant[n:])
+    significant = [None if math.isnan(p) else bool(p < ALPHA) for p in stats.holm(pvalues)]
+    n, columns = len(frame), {}
+    for i, family in enumerate(families):
+        columns[f"{family}_p"] = pvalues[i * n:(i + 1) * n]
+        columns[f"{family}_significant"] = significant[i * n:(i + 1) * n]
+    return frame.assign(**columns)
 
 
 def summarise(measured, samples=None):
@@ -302,14 +314,16 @@ def _flag(value):
 
 
 def _cell(row):
-    """`value ± half-width` with * / † marking significance against none / the best baseline."""
+    """`value ± half-width` with * / † / ‡ marking significance: better than none / better than the best
+    baseline / worse than it."""
     if pd.isna(row["value"]):
         return ""
     text = f"{row['value']:.4g}"
     if _finite(row["ci95_low"]) and _finite(row["ci95_high"]):
         text += f" ± {(row['ci95_high'] - row['ci95_low']) / 2:.2g}"
     marks = ("*" if _flag(row["better_than_none_significant"]) else "") + (
-        "†" if _flag(row["better_than_best_baseline_significant"]) else "")
+        "†" if _flag(row["better_than_best_baseline_significant"]) else "") + (
+        "‡" if _flag(row["worse_than_best_baseline_significant"]) else "")
     return text + marks
 
 
@@ -323,8 +337,9 @@ def _markdown_table(frame):
 
 
 LEGEND = ("Each cell: the mean over seeds (or the one evaluation) ± the half-width of its 95 % interval;"
-          " `*` better than the unrestored scaling, `†` better than the best baseline (paired permutation test,"
-          " p < 0.05 after Holm's correction across the table). `rec%` columns: recovery_vs_native_pct"
+          " `*` better than the unrestored scaling, `†` better than the best baseline, `‡` (LinearARD restores)"
+          " worse than the best baseline (paired permutation tests, p < 0.05 after Holm's correction across"
+          " the table). `rec%` columns: recovery_vs_native_pct"
           " (100 = as good as the native teacher).")
 
 
@@ -370,6 +385,9 @@ def to_markdown(frame, note=None):
     sections = [f"# {title}", "", provenance, "", *([note, ""] if note else []), LEGEND, ""]
     for suite, table in pivot_tables(frame):
         sections += [f"## {suite}", "", _markdown_table(table), ""]
+    lines = claims.claim_lines(frame[frame.row_type == AGGREGATE])
+    if lines:
+        sections += [f"## {claims.HEADING}", "", claims.INTRO, "", *(f"- {line}" for line in lines), ""]
     return "\n".join(sections)
 
 
@@ -385,6 +403,10 @@ def to_html(frame, note=None):
              f"<p>{escape(note)}</p>" if note else "", f"<p>{escape(LEGEND)}</p>"]
     for suite, table in pivot_tables(frame):
         parts += [f"<h2>{escape(suite)}</h2>", table.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")]
+    lines = claims.claim_lines(frame[frame.row_type == AGGREGATE])
+    if lines:
+        parts += [f"<h2>{escape(claims.HEADING)}</h2><p>{escape(claims.INTRO)}</p><ul>",
+                  *(f"<li>{escape(line)}</li>" for line in lines), "</ul>"]
     return "".join(parts) + "</body></html>\n"
 
 

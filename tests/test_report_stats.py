@@ -39,6 +39,8 @@ def _write(layout, scaling, restore, correct, seed=None, bits=None):
         {"suite": "short", "task": "cloze", "metric": "bits_per_byte", "context_length": None,
          "value": float(np.mean(bits)), "stderr": 0.05, "n_samples": N_DOCS, "higher_is_better": False,
          "beyond_max_position": False},
+        {"suite": "short", "task": "short_avg", "metric": "score", "context_length": None, "value": acc,
+         "stderr": None, "n_samples": N_DOCS, "higher_is_better": True, "beyond_max_position": False},
     ]
     configs = {"cloze": {"metric_list": [{"metric": "acc", "aggregation": "mean"}, {"metric": "bits_per_byte"}]}}
     write_json(layout.eval_result(scaling, restore, "short", seed),
@@ -100,6 +102,30 @@ def test_planted_difference_is_significant_and_a_copy_is_not(tmp_path):
     assert _rows(frame, "linear-4x/none", "acc").better_than_none_p.isna().all()
     table = layout.summary_md.read_text().split("## short")[1]
     assert "*" in table and "†" not in table
+
+
+def test_linearard_worse_than_the_best_baseline_is_marked_and_judged(tmp_path):
+    # cpt: right wherever the native teacher is; linearard: right on a few of those documents only
+    weak = NATIVE * (np.arange(N_DOCS) < 4)
+    frame, layout = _summary(tmp_path, ["none", "linearard", "cpt"], [0, 1], [
+        ("native", "none", NATIVE), ("linear-4x", "none", NONE),
+        ("linear-4x", "linearard", weak, 0), ("linear-4x", "linearard", weak, 1),
+        ("linear-4x", "cpt", NATIVE, 0), ("linear-4x", "cpt", NATIVE, 1),
+    ])
+    (linearard,) = _rows(frame, "linear-4x/linearard", "acc").itertuples()
+    assert linearard.best_baseline == "cpt"
+    assert linearard.worse_than_best_baseline_p < 0.05 and linearard.worse_than_best_baseline_significant
+    assert linearard.better_than_best_baseline_p > 0.5 and not linearard.better_than_best_baseline_significant
+    (cpt,) = _rows(frame, "linear-4x/cpt", "acc").itertuples()
+    assert pd.isna(cpt.worse_than_best_baseline_p)  # only LinearARD restores are tested that way
+    markdown = layout.summary_md.read_text()
+    assert "‡" in markdown.split("## short")[1].split("## The paper")[0]
+    claim = [line for line in markdown.splitlines() if line.startswith("- linear-4x/linearard, short suite")]
+    expected = 100 * weak.mean() / NATIVE.mean()
+    assert len(claim) == 1 and f"is {expected:.1f} % of linear-4x/cpt's" in claim[0]
+    assert "the best baseline better on 1 of 2 (cloze acc)" in claim[0]  # bits/byte: identical, a tie
+    assert claim[0].endswith("Claim 1: does not hold; the best baseline used no more tokens,"
+                             " so \"far fewer tokens\" is not tested here.")
 
 
 def test_ratio_metrics_are_tested_on_their_aggregate(tmp_path):
