@@ -1,13 +1,14 @@
 """The summary's statistics: intervals over seeds, paired tests over evaluation samples, Holm's correction,
 gaps too small to divide by, and rebuilding committed tables."""
 import math
+from html import escape
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from ard import config as ard_config
-from ard import report, stats
+from ard import claims, report, stats
 from ard.io import write_json
 from ard.paths import Layout
 from helpers import REPO
@@ -126,6 +127,8 @@ def test_linearard_worse_than_the_best_baseline_is_marked_and_judged(tmp_path):
     assert "the best baseline better on 1 of 2 (cloze acc)" in claim[0]  # bits/byte: identical, a tie
     assert claim[0].endswith("Claim 1: does not hold; the best baseline used no more tokens,"
                              " so \"far fewer tokens\" is not tested here.")
+    html = report.to_html(frame)
+    assert f"<h2>{escape(claims.HEADING)}</h2>" in html and html.count("<li>linear-4x/linearard") == 1
 
 
 def test_ratio_metrics_are_tested_on_their_aggregate(tmp_path):
