@@ -18,7 +18,7 @@ from collections import Counter
 import pandas as pd
 
 from ard import config as ard_config
-from ard import stats
+from ard import restore_methods, stats
 
 CLAIM_1_PCT = 98.0
 HEADING = "The paper's claims, read off this table"
@@ -118,6 +118,11 @@ def claim_lines(aggregate):
     lines = []
     for variant in variants:
         mine = aggregate[aggregate.variant == variant]
+        scaling = mine.scaling.iloc[0]
+        restores = aggregate[(aggregate.scaling == scaling) & (aggregate.restore != "none")]
+        if restores.method.map(restore_methods.is_linearard).all():
+            lines.append(f"{variant}: no baseline restoration of {scaling} in this table. Claims: not tested.")
+            continue
         averages = mine[mine.context_length.isna() & mine.task.map(_is_average)]
         lines += [line for row in averages.itertuples() if (line := _claim_1(aggregate, row))]
         if lengths:

@@ -72,15 +72,10 @@ def git_commit():
         return "unknown"
 
 
-def is_linearard(method):
-    """Whether a method trains LinearARD, alone or in a sequence (`linearard+cpt`)."""
-    return "linearard" in method.split("+")
-
-
 def linearard_restores(frame):
     """The restores of a table that train LinearARD, by their method column (a named variant
     `{method: linearard}` is LinearARD whatever its name)."""
-    return {restore for restore, method in zip(frame.restore, frame.method) if is_linearard(str(method))}
+    return {restore for restore, method in zip(frame.restore, frame.method) if restore_methods.is_linearard(method)}
 
 
 def _length(value):

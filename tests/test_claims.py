@@ -71,6 +71,13 @@ def test_rows_without_tests_are_said_to_be_untested():
     assert long.endswith("no paired tests on these rows (no per-sample scores). Claim 2: not tested.")
 
 
+def test_a_scaling_without_a_baseline_restoration_is_not_judged():
+    table = _table(0.69, (0.688, 0.692), {"niah": (False, False)})
+    table = table[table.restore != "cpt"].assign(best_baseline="none")  # only `none` to compare with
+    assert claims.claim_lines(table) == [
+        "linear-4x/linearard: no baseline restoration of linear-4x in this table. Claims: not tested."]
+
+
 def test_no_linearard_variant_means_no_claims():
     table = _table(0.69, (0.688, 0.692), {"niah": (False, False)})
     assert claims.claim_lines(table[table.restore != "linearard"]) == []

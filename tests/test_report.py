@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from ard import config as ard_config
-from ard import report
+from ard import report, restore_methods
 from ard.io import write_json
 from ard.paths import Layout
 
@@ -120,7 +120,7 @@ def test_a_named_variant_of_linearard_is_no_baseline_whatever_its_name(tmp_path)
         "restores": ["none", "linearard", "cpt", "long-run"], "restore": {"long-run": {"method": "linearard"}},
         "evaluation": {"suites": ["short"]},
     })
-    assert [report.is_linearard(m) for m in ("none", "cpt", "linearard", "linearard+cpt")] == [False, False, True, True]
+    assert [restore_methods.is_linearard(m) for m in ("none", "cpt", "linearard", "linearard+cpt")] == [False, False, True, True]
     layout = Layout(tmp_path)
     _write(layout, "native", "none", acc=0.60, ppl=20.0, niah=0.10)
     _write(layout, "linear-4x", "none", acc=0.40, ppl=40.0, niah=0.50)

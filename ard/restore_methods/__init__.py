@@ -23,6 +23,11 @@ def launcher(ranks):
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", "-m", "ard"]
 
 
+def is_linearard(method):
+    """Whether a method trains LinearARD, alone or in a sequence (`linearard+cpt`)."""
+    return "linearard" in str(method).split("+")
+
+
 def base_method(config, restore):
     """The method a restore trains: a named variant's `method`, else the restore itself."""
     return config["restore"][restore].get("method", restore)
