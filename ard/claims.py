@@ -11,7 +11,8 @@ rows at those lengths: how many rows the best baseline wins, how many LinearARD 
 
 "Best baseline" is the report's: per row, the best non-LinearARD restore of the same scaling. The verdicts
 are mechanical; the tables above them are what to read. Only restores whose method is LinearARD alone are
-judged (a sequence such as linearard+cpt trains more than the claim is about).
+judged (a sequence such as linearard+cpt trains more than the claim is about), and only on scalings with
+a baseline restoration to compare with.
 """
 from collections import Counter
 
