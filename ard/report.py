@@ -258,7 +258,7 @@ def add_tests(frame, samples):
         return _doc_items(samples, variant, seeds.get(variant, [None]), key)
 
     # each row's tests: (items, reference items, aggregation, higher is better), or None where there is
-    # nothing to test; "worse" is the "better" test with the sides swapped
+    # nothing to test; "worse" is the "better" test with the two sides swapped
     families = {"better_than_none": [], "better_than_best_baseline": [], "worse_than_best_baseline": []}
     for row in frame.to_dict("records"):
         tests = dict.fromkeys(families)
@@ -266,17 +266,17 @@ def add_tests(frame, samples):
             key, higher = _key(row), bool(row["higher_is_better"])
             mine = items(row["variant"], key)
             best = best_baseline(references[key], row["scaling"], higher, linearard)
-            against = {"better_than_none": "none", "better_than_best_baseline": best[0] if best else None}
+            best_name = best[0] if best else None
+            against = [("better_than_none", "none", False), ("better_than_best_baseline", best_name, False)]
             if row["restore"] in linearard:
-                against["worse_than_best_baseline"] = against["better_than_best_baseline"]
-            for family, reference in against.items():
+                against.append(("worse_than_best_baseline", best_name, True))
+            for family, reference, swapped in against:
                 theirs = items(f"{row['scaling']}/{reference}", key) if reference else None
                 if mine is None or theirs is None or reference == row["restore"]:
                     continue
                 docs = sorted(set(mine[1]) & set(theirs[1]))
-                ours, others = [mine[1][d] for d in docs], [theirs[1][d] for d in docs]
-                worse = family.startswith("worse")
-                tests[family] = (others, ours, mine[0], higher) if worse else (ours, others, mine[0], higher)
+                pair = ([mine[1][d] for d in docs], [theirs[1][d] for d in docs])
+                tests[family] = (*(pair[::-1] if swapped else pair), mine[0], higher)
         for family, test in tests.items():
             families[family].append(test)
     # every test may draw enough flips to stay significant after Holm's correction over all of them
