@@ -27,14 +27,24 @@ def test_config_plans_every_variant(tmp_path, path):
     evaluations = [job for job in planned if job.startswith(("rule evaluate:", "rule evaluate_restored:"))]
     assert len(evaluations) == len(runs) * len(resolved["evaluation"]["suites"])
     assert len(restores) == sum(restore != "none" for _, restore, _ in runs)
-    # Scheduling: the longest restores first (a restore's priority is its planned tokens), and every
-    # evaluation before any restore. Snakemake prints no priority line for 0 (a restore bounded by steps).
+    # Scheduling: the longest restores first (a restore's priority is its planned tokens), every
+    # evaluation before any restore, and the evaluations run by run, each run's suites in the config's
+    # order. Snakemake prints no priority line for 0 (a restore bounded by steps).
     priority = {job: int(m.group(1)) if (m := re.search(r"^\s+priority: (\d+)$", job, flags=re.M)) else 0
                 for job in planned}
     for job in restores:
         restore = re.search(r"restore=([^,\s]+)", job).group(1)
         assert priority[job] == restore_methods.planned_tokens(resolved, restore)
     assert min(priority[job] for job in evaluations) > max((priority[job] for job in restores), default=0)
+    suites = resolved["evaluation"]["suites"]
+    run_order = [(scaling, restore, seed, suite) for scaling, restore, seed in runs for suite in suites]
+
+    def evaluation_job(job):
+        wildcards = dict(re.findall(r"(\w+)=([^,\s]+)", re.search(r"wildcards: (.*)", job).group(1)))
+        seed = wildcards.get("seed")
+        return wildcards["scaling"], wildcards.get("restore", "none"), seed and int(seed), wildcards["suite"]
+
+    assert [evaluation_job(job) for job in sorted(evaluations, key=priority.get, reverse=True)] == run_order
     assert resolved == config
 
 

@@ -75,13 +75,28 @@ def job_resources(rule_name, gpu=0):
 
 
 # Job order when jobs wait for resources: the longest restores first (one started last would hold a
-# time-bounded run, e.g. a part, open alone), and every evaluation before any restore, so that such a
-# run ends with whole runs evaluated rather than many restored models each missing a suite.
+# time-bounded run, e.g. a part, open alone), every evaluation before any restore, and the evaluations
+# run by run (the config's run order, then its suite order), so that such a run ends with whole runs
+# evaluated rather than many restored models each missing a suite: a run cut off there is restored
+# again from scratch.
 def restore_priority(wildcards):
     return restore_methods.planned_tokens(config, wildcards.restore)
 
 
-EVALUATION_PRIORITY = 1 + max((restore_methods.planned_tokens(config, r) for r in RESTORES), default=0)
+LOWEST_EVALUATION_PRIORITY = 1 + max((restore_methods.planned_tokens(config, r) for r in RESTORES), default=0)
+EVALUATION_ORDER = [
+    (scaling, restore, None if seed is None else str(seed), suite)
+    for scaling, restore, seed in ard_config.runs(config)
+    for suite in SUITES
+]
+EVALUATION_PRIORITIES = {
+    job: LOWEST_EVALUATION_PRIORITY + len(EVALUATION_ORDER) - 1 - rank for rank, job in enumerate(EVALUATION_ORDER)
+}
+
+
+def evaluation_priority(wildcards):
+    job = (wildcards.scaling, wildcards.get("restore", "none"), wildcards.get("seed"), wildcards.suite)
+    return EVALUATION_PRIORITIES[job]
 
 
 def restore_launcher(restore):

@@ -48,7 +48,7 @@ rule evaluate:
     benchmark:
         benchmark_path(*RECORDS.evaluate_job("{scaling}", "none", "{suite}"))
     threads: 1
-    priority: EVALUATION_PRIORITY
+    priority: evaluation_priority
     resources:
         **job_resources("evaluate", gpu=1),
     shell:
