@@ -96,14 +96,34 @@ def length_panels(summary):
     return present or BY_LENGTH[:1]
 
 
+SCALING_LINESTYLES = ["--", ":", "-.", (0, (5, 1, 1, 1, 1, 1))]
+
+
+def line_style(summary):
+    """(scaling, restore) -> line colour and style: the colour says the restore (as in
+    recovery_vs_tokens), the style the scaling; the native teacher is solid black and an unrestored
+    scaling grey. With one colour per variant a study's 15 lines would reuse the 10 colours."""
+    restores = sorted(set(summary.restore) - {"none"})
+    scalings = sorted(set(summary.scaling) - {"native"})
+
+    def style(scaling, restore):
+        if scaling == "native":
+            return {"color": "black", "linestyle": "-"}
+        color = "grey" if restore == "none" else f"C{restores.index(restore) % 10}"
+        return {"color": color, "linestyle": SCALING_LINESTYLES[scalings.index(scaling) % len(SCALING_LINESTYLES)]}
+
+    return style
+
+
 def by_length(summary, axes):
     summary = aggregates(summary)
+    style = line_style(summary)
     for ax, (suite, task, metric, label) in zip(axes, length_panels(summary)):
         rows = select(summary, task, metric, suite).dropna(subset=["context_length"])
         for variant, group in rows.groupby("variant", sort=False):
             group = group.sort_values("context_length")
             ax.errorbar(group.context_length, group.value, yerr=error_bars(group, "value", "ci95"), marker="o",
-                        markersize=3, capsize=2, label=variant)
+                        markersize=3, capsize=2, label=variant, **style(group.scaling.iloc[0], group.restore.iloc[0]))
         ax.set_xscale("log", base=2)
         ax.set_xlabel("context length (tokens)")
         ax.set_ylabel(label)

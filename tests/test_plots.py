@@ -46,6 +46,25 @@ def test_by_length_has_one_line_per_variant_and_length(summary):
     plt.close(fig)
 
 
+def test_by_length_colours_by_restore_and_styles_by_scaling(summary):
+    # A second scaling (a copy of linear-8x's rows) must share the restore colours and differ in style.
+    yarn = summary[summary.scaling == "linear-8x"].assign(scaling="yarn-8x")
+    yarn = yarn.assign(variant=yarn.scaling + "/" + yarn.restore)
+    fig, axes = plt.subplots(1, 3)
+    plots.by_length(pd.concat([summary, yarn]), axes)
+    lines = {c.get_label(): c.lines[0] for c in axes[0].containers}
+    assert matplotlib.colors.same_color(lines["native/none"].get_color(), "black")
+    assert matplotlib.colors.same_color(lines["linear-8x/none"].get_color(), "grey")
+    restores = ["linearard", "cpt", "longred", "logits_kd", "linearard+cpt"]
+    colours = [lines[f"linear-8x/{r}"].get_color() for r in restores]
+    assert len({matplotlib.colors.to_hex(c) for c in colours}) == len(restores)
+    for restore in ["none", *restores]:
+        linear, other = lines[f"linear-8x/{restore}"], lines[f"yarn-8x/{restore}"]
+        assert matplotlib.colors.same_color(linear.get_color(), other.get_color())
+        assert linear.get_linestyle() != other.get_linestyle()
+    plt.close(fig)
+
+
 def test_empty_summary_is_an_error_and_leaves_nothing(tmp_path):
     empty = tmp_path / "summary.csv"
     pd.read_csv(GPU_DEMO).head(0).to_csv(empty, index=False)
