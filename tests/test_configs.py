@@ -28,8 +28,9 @@ def test_config_plans_every_variant(tmp_path, path):
     assert len(evaluations) == len(runs) * len(resolved["evaluation"]["suites"])
     assert len(restores) == sum(restore != "none" for _, restore, _ in runs)
     # Scheduling: the longest restores first (a restore's priority is its planned tokens), every
-    # evaluation before any restore, and the evaluations run by run, each run's suites in the config's
-    # order. Snakemake prints no priority line for 0 (a restore bounded by steps).
+    # evaluation before any restore, the evaluations run by run, each run's suites in the config's
+    # order, and the suites' evaluation data before them all. Snakemake prints no priority line for 0
+    # (a restore bounded by steps).
     priority = {job: int(m.group(1)) if (m := re.search(r"^\s+priority: (\d+)$", job, flags=re.M)) else 0
                 for job in planned}
     for job in restores:
@@ -45,6 +46,8 @@ def test_config_plans_every_variant(tmp_path, path):
         return wildcards["scaling"], wildcards.get("restore", "none"), seed and int(seed), wildcards["suite"]
 
     assert [evaluation_job(job) for job in sorted(evaluations, key=priority.get, reverse=True)] == run_order
+    evaldata = [job for job in planned if job.startswith("rule evaldata:")]
+    assert evaldata and min(priority[job] for job in evaldata) > max(priority[job] for job in evaluations)
     assert resolved == config
 
 

@@ -78,7 +78,7 @@ def job_resources(rule_name, gpu=0):
 # time-bounded run, e.g. a part, open alone), every evaluation before any restore, and the evaluations
 # run by run (the config's run order, then its suite order), so that such a run ends with whole runs
 # evaluated rather than many restored models each missing a suite: a run cut off there is restored
-# again from scratch.
+# again from scratch. A suite's evaluation data comes first of all: every evaluation of it waits on it.
 def restore_priority(wildcards):
     return restore_methods.planned_tokens(config, wildcards.restore)
 
@@ -92,6 +92,7 @@ EVALUATION_ORDER = [
 EVALUATION_PRIORITIES = {
     job: LOWEST_EVALUATION_PRIORITY + len(EVALUATION_ORDER) - 1 - rank for rank, job in enumerate(EVALUATION_ORDER)
 }
+EVALDATA_PRIORITY = LOWEST_EVALUATION_PRIORITY + len(EVALUATION_ORDER)
 
 
 def evaluation_priority(wildcards):

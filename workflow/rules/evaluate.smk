@@ -17,6 +17,7 @@ rule evaldata:
         log_path("evaldata", "{suite}"),
     benchmark:
         benchmark_path("evaldata", "{suite}")
+    priority: EVALDATA_PRIORITY
     resources:
         **job_resources("evaldata"),
     shell:
