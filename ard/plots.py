@@ -63,17 +63,22 @@ def short_recovery(summary, axes):
 SCALING_MARKERS = "os^Dvp*"
 
 
+def restore_colours(summary):
+    """{restore: colour} for every restore of the table but `none`: one restore, one colour in every figure."""
+    return {restore: f"C{i % 10}" for i, restore in enumerate(sorted(set(summary.restore) - {"none"}))}
+
+
 def recovery_vs_tokens(summary, axes):
     """One point per scaling and restore: the colour says the restore, the marker the scaling (a restore
     on two scalings is two points of one colour), a dotted line, named, for each unrestored scaling."""
     ax = axes[0]
     rows = select(aggregates(summary), *HEADLINE, "short")
     restored = rows[rows.restore != "none"]
-    restores, scalings = sorted(restored.restore.unique()), sorted(rows.scaling.unique())
+    colours, scalings = restore_colours(summary), sorted(rows.scaling.unique())
     for (scaling, restore), group in restored.groupby(["scaling", "restore"]):
         ax.errorbar(group.train_tokens.clip(lower=1), group.recovery_vs_native_pct, capsize=2,
                     fmt=SCALING_MARKERS[scalings.index(scaling) % len(SCALING_MARKERS)],
-                    color=f"C{restores.index(restore) % 10}", label=f"{scaling}/{restore}",
+                    color=colours[restore], label=f"{scaling}/{restore}",
                     yerr=error_bars(group, "recovery_vs_native_pct", "recovery_vs_native_ci95"))
     for row in rows.query("restore == 'none' and scaling != 'native'").itertuples():
         ax.axhline(row.recovery_vs_native_pct, color="grey", linewidth=0.6, linestyle=":")
@@ -84,7 +89,7 @@ def recovery_vs_tokens(summary, axes):
     ax.set_xlabel("restore training tokens")
     ax.set_ylabel("bits/byte: % of native")
     # One legend entry per restore (colour) and per scaling (marker), not per pair: a matrix has dozens.
-    keys = [Line2D([], [], color=f"C{i % 10}", marker="o", linestyle="", label=r) for i, r in enumerate(restores)]
+    keys = [Line2D([], [], color=colours[r], marker="o", linestyle="", label=r) for r in sorted(restored.restore.unique())]
     keys += [Line2D([], [], color="grey", marker=SCALING_MARKERS[i % len(SCALING_MARKERS)], linestyle="", label=s)
              for i, s in enumerate(scalings) if s in set(restored.scaling)]
     ax.legend(handles=keys, fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1))
@@ -103,13 +108,13 @@ def line_style(summary):
     """(scaling, restore) -> line colour and style: the colour says the restore (as in
     recovery_vs_tokens), the style the scaling; the native teacher is solid black and an unrestored
     scaling grey. With one colour per variant a study's 15 lines would reuse the 10 colours."""
-    restores = sorted(set(summary.restore) - {"none"})
+    colours = restore_colours(summary)
     scalings = sorted(set(summary.scaling) - {"native"})
 
     def style(scaling, restore):
         if scaling == "native":
             return {"color": "black", "linestyle": "-"}
-        color = "grey" if restore == "none" else f"C{restores.index(restore) % 10}"
+        color = "grey" if restore == "none" else colours[restore]
         return {"color": color, "linestyle": SCALING_LINESTYLES[scalings.index(scaling) % len(SCALING_LINESTYLES)]}
 
     return style
