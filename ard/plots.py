@@ -10,6 +10,7 @@ Reads only the CSV (and the train logs), so it also redraws a committed table (d
 """
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
@@ -39,11 +40,13 @@ def select(summary, task, metric, suite=None):
 
 
 def error_bars(rows, value, prefix):
-    """[below, above] distances to the 95 % interval `prefix`_low/_high, or None when the table has none."""
+    """[below, above] distances to the 95 % interval `prefix`_low/_high, or None when the table has none.
+    A row without an interval keeps NaN, so matplotlib draws no bar for it (a zero-width cap would read
+    as a tiny interval)."""
     low, high = f"{prefix}_low", f"{prefix}_high"
     if low not in rows:
         return None
-    return [(rows[value] - rows[low]).clip(lower=0).fillna(0).to_numpy(), (rows[high] - rows[value]).clip(lower=0).fillna(0).to_numpy()]
+    return [(rows[value] - rows[low]).clip(lower=0).to_numpy(dtype=float), (rows[high] - rows[value]).clip(lower=0).to_numpy(dtype=float)]
 
 
 def short_recovery(summary, axes):
@@ -52,12 +55,13 @@ def short_recovery(summary, axes):
     variants = [v for v in summary.variant.unique() if v != "native/none" and (v.endswith("/none") or v in restored)]
     for ax, (task, metric) in zip(axes, (HEADLINE, SHORT_AVERAGE)):
         rows = select(summary, task, metric, "short").set_index("variant").reindex(variants)
-        ax.barh(range(len(variants)), rows.recovery_vs_native_pct.to_numpy(), color="tab:blue",
-                xerr=error_bars(rows, "recovery_vs_native_pct", "recovery_vs_native_ci95"), capsize=2)
+        bars = error_bars(rows, "recovery_vs_native_pct", "recovery_vs_native_ci95")
+        ax.barh(range(len(variants)), rows.recovery_vs_native_pct.to_numpy(), color="tab:blue", xerr=bars, capsize=2)
         ax.axvline(100, color="black", linewidth=0.8)
         ax.set_yticks(range(len(variants)), variants, fontsize=7)
         ax.invert_yaxis()
-        ax.set_xlabel(f"{task} {metric}: % of native (95 % interval)")
+        interval = "95 % interval" if bars is not None and np.isfinite(bars[0]).any() else "no interval in the table"
+        ax.set_xlabel(f"{task} {metric}: % of native ({interval})")
 
 
 SCALING_MARKERS = "os^Dvp*"

@@ -87,6 +87,24 @@ def test_error_bars_are_the_summary_intervals(summary):
     plt.close(fig)
 
 
+def test_a_row_without_an_interval_gets_no_error_bar():
+    # An average over tasks has no sampling error, so its recovery has no interval: nothing is drawn,
+    # where a zero-width cap would read as a tiny interval.
+    summary = pd.read_csv(REPO_ROOT / "docs" / "results" / "smollm2-h200" / "summary.csv")
+    fig, axes = plt.subplots(1, 2)
+    plots.short_recovery(summary, axes)
+    rows = plots.select(plots.aggregates(summary), *plots.SHORT_AVERAGE, "short")
+    assert rows.recovery_vs_native_ci95_low.isna().all()
+
+    def bar_segments(ax):
+        errorbars = next(c for c in ax.containers if isinstance(c, matplotlib.container.ErrorbarContainer))
+        return [len(segment) for segment in errorbars.lines[2][0].get_segments()]
+
+    assert set(bar_segments(axes[1])) == {0} and "no interval" in axes[1].get_xlabel()
+    assert 2 in bar_segments(axes[0])  # the headline metric has intervals, and they are drawn
+    plt.close(fig)
+
+
 def test_training_curves_one_line_per_seed(tmp_path):
     for seed in (0, 1):
         log = tmp_path / "variants" / "linear-4x" / "linearard" / f"seed{seed}" / "train_log.csv"
