@@ -29,8 +29,13 @@ INTRO = ("Claim 1: LinearARD keeps ≥ 98 % of the best baseline's short-text sc
          " the table's paired permutation tests after Holm's correction.")
 
 
+def flagged(value):
+    """A significance cell read as a bool: empty (a row without that test) is False."""
+    return not pd.isna(value) and bool(value)
+
+
 def _flags(series):
-    return series.map(lambda v: not pd.isna(v) and bool(v))
+    return series.map(flagged)
 
 
 def _is_average(task):

@@ -304,10 +304,6 @@ def summarise(measured, samples=None):
 # ---------------------------------------------------------------- markdown
 
 
-def _flag(value):
-    return value is not None and not pd.isna(value) and bool(value)
-
-
 def _cell(row):
     """`value ± half-width` with * / † / ‡ marking significance: better than none / better than the best
     baseline / worse than it."""
@@ -316,9 +312,9 @@ def _cell(row):
     text = f"{row['value']:.4g}"
     if _finite(row["ci95_low"]) and _finite(row["ci95_high"]):
         text += f" ± {(row['ci95_high'] - row['ci95_low']) / 2:.2g}"
-    marks = ("*" if _flag(row["better_than_none_significant"]) else "") + (
-        "†" if _flag(row["better_than_best_baseline_significant"]) else "") + (
-        "‡" if _flag(row["worse_than_best_baseline_significant"]) else "")
+    marks = ("*" if claims.flagged(row["better_than_none_significant"]) else "") + (
+        "†" if claims.flagged(row["better_than_best_baseline_significant"]) else "") + (
+        "‡" if claims.flagged(row["worse_than_best_baseline_significant"]) else "")
     return text + marks
 
 
